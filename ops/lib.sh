@@ -1,0 +1,114 @@
+# shellcheck shell=bash
+# Shared helpers for ./dev and the ops/*.sh component scripts.
+# Every step prints one line: "==> what is happening".
+
+ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+LOCAL=${TODO_LOCAL_DIR:-$ROOT/.local}
+LOGS=$LOCAL/logs
+RUN=$LOCAL/run
+PORTS_FILE=$LOCAL/ports.env
+mkdir -p "$LOGS" "$RUN"
+
+say() { printf '==> %s\n' "$*" >&2; }
+warn() { printf '!!  %s\n' "$*" >&2; }
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------- packages
+_apt_updated=0
+apt_install() {
+  if [ "$_apt_updated" = 0 ]; then
+    say "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$LOGS/apt.log" 2>&1 || die "apt-get update failed (see $LOGS/apt.log)"
+    _apt_updated=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >>"$LOGS/apt.log" 2>&1 ||
+    die "apt-get install $* failed (see $LOGS/apt.log)"
+}
+
+# ensure_pkg PACKAGE CHECK-COMMAND...: installs PACKAGE when the check fails.
+ensure_pkg() {
+  local pkg=$1
+  shift
+  "$@" >/dev/null 2>&1 || apt_install "$pkg"
+}
+
+# ------------------------------------------------------------------- ports
+# A port is chosen once per checkout and kept in .local/ports.env, so that
+# `./dev env` and every later `./dev up` agree. An explicit environment
+# variable (e.g. TODO_PG_PORT=6543) always wins. When a default port is taken
+# by a program that is not ours we say so and take the next free one: we never
+# connect to a stranger's server.
+[ -f "$PORTS_FILE" ] && . "$PORTS_FILE"
+
+port_busy() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+port_owner() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\("[^"]*"\),pid=\([0-9]*\).*/\1 pid \2/p' | head -1
+}
+
+# choose_port VAR DEFAULT [SPAN]: sets VAR (persisted) to DEFAULT or the next
+# base whose SPAN consecutive ports are all free.
+choose_port() {
+  local var=$1 default=$2 span=${3:-1}
+  local current=${!var:-}
+  if [ -n "$current" ]; then
+    printf -v "$var" '%s' "$current"
+    return
+  fi
+  local p=$default i free
+  while :; do
+    free=1
+    for ((i = 0; i < span; i++)); do port_busy $((p + i)) && free=0 && break; done
+    [ "$free" = 1 ] && break
+    warn "port $p is taken by another program ($(port_owner $((p + i))) ); $var moves to $((p + span))"
+    p=$((p + span))
+  done
+  printf -v "$var" '%s' "$p"
+  grep -v "^$var=" "$PORTS_FILE" 2>/dev/null >"$PORTS_FILE.tmp" || true
+  echo "$var=$p" >>"$PORTS_FILE.tmp"
+  mv "$PORTS_FILE.tmp" "$PORTS_FILE"
+}
+
+choose_all_ports() {
+  choose_port TODO_PG_PORT 5432
+  choose_port TODO_REDIS_PORT 6379
+  # Kafka node N listens on base+2(N-1) (broker) and base+2(N-1)+1 (controller).
+  choose_port TODO_KAFKA_PORT 9092 6
+  choose_port TODO_BACKEND_PORT 8080
+  choose_port TODO_EVENT_SERVICE_PORT 8081
+}
+
+# -------------------------------------------------------------- processes
+pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+pidfile_pid() { [ -f "$1" ] && head -1 "$1" 2>/dev/null; }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s.
+wait_for() {
+  local secs=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -ge $deadline ] && return 1
+    sleep 0.2
+  done
+}
+
+# stop_pid NAME PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS.
+stop_pid() {
+  local name=$1 pid=$2 secs=${3:-30}
+  pid_alive "$pid" || return 0
+  say "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_for "$secs" "$name to stop" bash -c "! kill -0 $pid"; then
+    warn "$name did not stop in ${secs}s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_for 5 "$name to die" bash -c "! kill -0 $pid" || true
+  fi
+}
+
+status_line() { printf '%-14s %-5s %-7s %s\n' "$1" "$2" "$3" "$4"; }

@@ -1,0 +1,97 @@
+# shellcheck shell=bash
+# PostgreSQL from Debian's packages, our own cluster under .local/postgres.
+# initdb refuses to run as root, so the cluster belongs to the `postgres`
+# system user (created by the package).
+
+PG_DIR=$LOCAL/postgres
+PG_DATA=$PG_DIR/data
+PG_SOCK=$PG_DIR/run
+PG_USER=todo
+PG_PASSWORD=todo
+PG_DB=todo
+
+pg_bin() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -n "$d" ] && echo "$d"
+}
+
+pg_install() {
+  [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] || apt_install postgresql postgresql-contrib
+  id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+}
+
+as_pg() { runuser -u postgres -- "$@"; }
+
+pg_pid() {
+  local pid
+  pid=$(pidfile_pid "$PG_DATA/postmaster.pid")
+  pid_alive "$pid" && echo "$pid"
+}
+
+pg_ready() { "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$TODO_PG_PORT"; }
+
+pg_start() {
+  pg_install
+  local bin
+  bin=$(pg_bin)
+  if [ -n "$(pg_pid)" ]; then
+    say "postgres already up on 127.0.0.1:$TODO_PG_PORT (pid $(pg_pid))"
+    return
+  fi
+  port_busy "$TODO_PG_PORT" && die "port $TODO_PG_PORT is taken by another program ($(port_owner "$TODO_PG_PORT")); set TODO_PG_PORT to a free port"
+  mkdir -p "$PG_DIR" "$PG_SOCK" "$PG_DIR/log"
+  chown postgres: "$PG_DIR" "$PG_SOCK" "$PG_DIR/log"
+  # The server writes its log as the postgres user; ./dev logs finds it here.
+  ln -sfn "$PG_DIR/log/postgres.log" "$LOGS/postgres.log"
+  # The postgres user must be able to reach the data dir through the checkout.
+  chmod o+x "$LOCAL" "$ROOT" 2>/dev/null || true
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    say "initdb $PG_DATA (superuser $PG_USER)"
+    local pw=$PG_DIR/pwfile
+    echo "$PG_PASSWORD" >"$pw"
+    chown postgres: "$pw"
+    as_pg "$bin/initdb" -D "$PG_DATA" -U "$PG_USER" --pwfile="$pw" --auth-host=scram-sha-256 --auth-local=trust \
+      -E UTF8 --locale=C.UTF-8 >"$LOGS/postgres-initdb.log" 2>&1 || die "initdb failed (see $LOGS/postgres-initdb.log)"
+    rm -f "$pw"
+    cat >>"$PG_DATA/postgresql.conf" <<EOF
+# --- todo dev stack ---
+listen_addresses = '127.0.0.1'
+max_connections = 400
+shared_buffers = 512MB
+wal_buffers = 16MB
+max_wal_size = 2GB
+checkpoint_timeout = 15min
+log_min_messages = warning
+log_line_prefix = '%m [%p] %d '
+EOF
+  fi
+  say "starting postgres on 127.0.0.1:$TODO_PG_PORT"
+  as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/log/postgres.log" -w -t 60 \
+    -o "-p $TODO_PG_PORT -k $PG_SOCK" start >/dev/null || die "postgres did not start (see $LOGS/postgres.log)"
+  if ! as_pg "$bin/psql" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" -d postgres -tAc \
+    "select 1 from pg_database where datname='$PG_DB'" | grep -q 1; then
+    say "creating database $PG_DB"
+    as_pg "$bin/createdb" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" "$PG_DB"
+  fi
+}
+
+pg_stop() {
+  [ -n "$(pg_pid)" ] || return 0
+  say "stopping postgres"
+  as_pg "$(pg_bin)/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null
+}
+
+pg_status() {
+  local pid
+  pid=$(pg_pid)
+  if [ -n "$pid" ] && pg_ready; then
+    status_line postgres up "$TODO_PG_PORT" "pid $pid"
+  elif [ -n "$pid" ]; then
+    status_line postgres down "$TODO_PG_PORT" "pid $pid (not accepting connections)"
+  else
+    status_line postgres down "$TODO_PG_PORT" "-"
+  fi
+}
+
+pg_url() { echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$TODO_PG_PORT/$PG_DB"; }

@@ -1,0 +1,93 @@
+# shellcheck shell=bash
+# Our own services: todo-backend and todo-event-service, built in release mode
+# and started with the stack's environment (see `./dev env`).
+
+SERVICES=(backend event-service)
+
+service_crate() { echo "todo-$1"; }
+service_port() {
+  case $1 in
+  backend) echo "$TODO_BACKEND_PORT" ;;
+  event-service) echo "$TODO_EVENT_SERVICE_PORT" ;;
+  esac
+}
+service_pidfile() { echo "$RUN/$1.pid"; }
+service_exists() { [ -f "$ROOT/crates/$(service_crate "$1")/src/main.rs" ]; }
+service_url() { echo "http://127.0.0.1:$(service_port "$1")"; }
+
+service_pid() {
+  local pid
+  pid=$(pidfile_pid "$(service_pidfile "$1")")
+  pid_alive "$pid" && echo "$pid"
+}
+
+service_healthy() { curl -fsS -m 2 "$(service_url "$1")/health" >/dev/null 2>&1; }
+
+services_build() {
+  local pkgs=() s
+  for s in "${SERVICES[@]}"; do service_exists "$s" && pkgs+=(-p "$(service_crate "$s")"); done
+  [ ${#pkgs[@]} -eq 0 ] && return 0
+  say "cargo build --release ${pkgs[*]}"
+  (cd "$ROOT" && cargo build --release --quiet "${pkgs[@]}") || die "build failed"
+}
+
+# The variables every service reads; also what `./dev env` prints.
+stack_env() {
+  cat <<EOF
+export KAFKA_BOOTSTRAP_SERVERS=$(kafka_bootstrap)
+export KAFKA_BROKERS=$(kafka_count)
+export DATABASE_URL=$(pg_url)
+export REDIS_URL=$(redis_url)
+export BACKEND_URL=$(service_url backend)
+export EVENT_SERVICE_URL=$(service_url event-service)
+EOF
+}
+
+service_start() {
+  local s=$1 bin port pid
+  service_exists "$s" || {
+    say "$s: not part of this checkout yet; skipped"
+    return 0
+  }
+  if [ -n "$(service_pid "$s")" ]; then
+    say "$s already up on $(service_url "$s") (pid $(service_pid "$s"))"
+    return
+  fi
+  port=$(service_port "$s")
+  port_busy "$port" && die "port $port is taken by another program ($(port_owner "$port")); set TODO_$(echo "$s" | tr a-z- A-Z_)_PORT"
+  bin=$ROOT/target/release/$(service_crate "$s")
+  [ -x "$bin" ] || services_build
+  local log=$LOGS/$s.log
+  [ -f "$log" ] && mv "$log" "$log.1"
+  say "starting $s on $(service_url "$s")"
+  (
+    eval "$(stack_env)"
+    export HTTP_ADDR=127.0.0.1:$port
+    # shellcheck disable=SC1091
+    [ -f "$ROOT/.env" ] && set -a && . "$ROOT/.env" && set +a
+    nohup setsid "$bin" >"$log" 2>&1 </dev/null &
+    echo $! >"$(service_pidfile "$s")"
+  )
+  wait_for 60 "$s" service_healthy "$s" || {
+    tail -20 "$log" >&2
+    die "$s did not become healthy in 60s (see $log)"
+  }
+}
+
+service_stop() {
+  local pid
+  pid=$(service_pid "$1") || true
+  [ -n "$pid" ] && stop_pid "$1" "$pid" 30
+  rm -f "$(service_pidfile "$1")"
+}
+
+service_status() {
+  local s=$1 pid
+  service_exists "$s" || return 0
+  pid=$(service_pid "$s")
+  if [ -n "$pid" ] && service_healthy "$s"; then
+    status_line "$s" up "$(service_port "$s")" "pid $pid"
+  else
+    status_line "$s" down "$(service_port "$s")" "${pid:+pid $pid (unhealthy)}"
+  fi
+}
