@@ -1,0 +1,101 @@
+//! The backend's configuration: flags and the environment variables of the
+//! same meaning (see `.env.example`). Defaults run against `./dev up`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use todo_events::{ContentType, EventVersion};
+use todo_kafka::{KafkaArgs, ProducerArgs, Secret, TopicSettings};
+
+/// todo-backend: the task API with a transactional outbox relayed to Kafka.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "todo-backend", version, about)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://todo:todo@127.0.0.1:5432/todo", hide_env_values = true)]
+    pub database_url: Secret,
+    /// Connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 32)]
+    pub database_max_connections: u32,
+    /// How long a request waits for a connection before answering 503.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value_t = 2_000)]
+    pub database_acquire_timeout_ms: u64,
+    /// Write an outbox row (and so an event) for every change: the rollout flag.
+    #[arg(long, env = "EVENTS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub events_enabled: bool,
+    /// Event version producers write (v1 or v2).
+    #[arg(long, env = "EVENT_VERSION", default_value = "v2")]
+    pub event_version: EventVersion,
+    /// Event encoding: application/json or application/avro.
+    #[arg(long, env = "EVENT_CONTENT_TYPE", default_value = "application/json")]
+    pub event_content_type: ContentType,
+    /// HS256 secret; when set, task requests need a Bearer JWT whose `sub` is the user.
+    #[arg(long, env = "JWT_HS256_SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<Secret>,
+    /// Request timeout.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Log format: text or json.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+    /// Relay settings.
+    #[command(flatten)]
+    pub relay: RelayArgs,
+    /// Kafka connection.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Kafka producer.
+    #[command(flatten)]
+    pub producer: ProducerArgs,
+    /// Topic provisioning.
+    #[command(flatten)]
+    pub topics: TopicSettings,
+}
+
+/// The outbox relay.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RelayArgs {
+    /// Run the relay in this process (one relay is elected among all that run it).
+    #[arg(long = "relay-enabled", env = "RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
+    /// Outbox rows claimed per batch.
+    #[arg(long = "relay-batch-size", env = "RELAY_BATCH_SIZE", default_value_t = 2_000)]
+    pub batch_size: i64,
+    /// Poll interval when no wake-up arrives (the fallback to LISTEN/NOTIFY).
+    #[arg(long = "relay-poll-interval-ms", env = "RELAY_POLL_INTERVAL_MS", default_value_t = 500)]
+    pub poll_interval_ms: u64,
+    /// How often a standby relay tries to become the active one.
+    #[arg(long = "relay-standby-interval-ms", env = "RELAY_STANDBY_INTERVAL_MS", default_value_t = 1_000)]
+    pub standby_interval_ms: u64,
+    /// First backoff after a failed batch; doubles up to the cap.
+    #[arg(long = "relay-backoff-base-ms", env = "RELAY_BACKOFF_BASE_MS", default_value_t = 200)]
+    pub backoff_base_ms: u64,
+    /// Longest backoff between failed batches.
+    #[arg(long = "relay-backoff-cap-ms", env = "RELAY_BACKOFF_CAP_MS", default_value_t = 10_000)]
+    pub backoff_cap_ms: u64,
+    /// How long published rows are kept for replay (default 7 days, like the topics).
+    #[arg(long = "outbox-retention-hours", env = "OUTBOX_RETENTION_HOURS", default_value_t = 168)]
+    pub retention_hours: u64,
+    /// How often published rows past retention are pruned.
+    #[arg(long = "outbox-prune-interval-s", env = "OUTBOX_PRUNE_INTERVAL_S", default_value_t = 300)]
+    pub prune_interval_s: u64,
+}
+
+impl RelayArgs {
+    /// Poll interval.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+impl Config {
+    /// The configuration from flags and environment, for tests: like running
+    /// the binary with no flags.
+    pub fn from_env() -> Self {
+        Self::parse_from(["todo-backend"])
+    }
+}

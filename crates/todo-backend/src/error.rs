@@ -1,0 +1,151 @@
+//! The API's one error type and its `application/problem+json` form (RFC 9457).
+//! Internal errors are logged once, with their cause chain, and never sent.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::FieldError;
+
+/// `Result` with the API error.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body was not valid JSON (400).
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// A query parameter or path segment was invalid (400).
+    #[error("invalid request")]
+    BadRequest(Vec<FieldError>),
+    /// Fields failed validation, or a field was unknown, missing or mistyped (422).
+    #[error("invalid fields")]
+    Validation(Vec<FieldError>),
+    /// The body exceeded the size cap (413).
+    #[error("request body too large")]
+    PayloadTooLarge { limit: usize },
+    /// The body was not `application/json` (415).
+    #[error("unsupported content type")]
+    UnsupportedMediaType,
+    /// No bearer token, or an invalid one (401).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// No such task (for this user) (404).
+    #[error("task {0} not found")]
+    TaskNotFound(i64),
+    /// The database is unreachable or overloaded (503).
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else (500).
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            ApiError::Unavailable(e)
+        } else {
+            ApiError::Internal(e.into())
+        }
+    }
+}
+
+/// Connection-level failures: the database is down, restarting or saturated.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now,
+            // 08xxx connection exceptions, 53300 too_many_connections.
+            db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300")
+        }
+        _ => false,
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::Validation(vec![e])
+    }
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::TaskNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn problem(&self) -> Problem {
+        let status = self.status_code();
+        let (kind, detail, errors) = match self {
+            ApiError::MalformedJson(d) => ("malformed-json", format!("the body is not valid JSON: {d}"), vec![]),
+            ApiError::BadRequest(errs) => ("invalid-parameter", summary(errs), errs.clone()),
+            ApiError::Validation(errs) => ("validation", summary(errs), errs.clone()),
+            ApiError::PayloadTooLarge { limit } => {
+                ("payload-too-large", format!("the body is larger than {limit} bytes"), vec![])
+            }
+            ApiError::UnsupportedMediaType => {
+                ("unsupported-media-type", "send the body as Content-Type: application/json".into(), vec![])
+            }
+            ApiError::Unauthorized(d) => ("unauthorized", d.clone(), vec![]),
+            ApiError::TaskNotFound(id) => ("not-found", format!("task {id} does not exist"), vec![]),
+            ApiError::Unavailable(_) => {
+                ("unavailable", "the database is unavailable; retry shortly".into(), vec![])
+            }
+            ApiError::Internal(_) => ("internal", "an internal error occurred".into(), vec![]),
+        };
+        Problem {
+            r#type: format!("urn:todo:problem:{kind}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            errors,
+        }
+    }
+}
+
+fn summary(errs: &[FieldError]) -> String {
+    errs.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URN naming the kind of problem.
+    pub r#type: String,
+    /// The status's reason phrase.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong, for a person.
+    pub detail: String,
+    /// The offending fields, when there are any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
+            ApiError::Unavailable(e) => tracing::warn!(error = %e, "database unavailable"),
+            _ => {}
+        }
+        let problem = self.problem();
+        let mut resp = (self.status_code(), axum::Json(problem)).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        resp
+    }
+}

@@ -1,0 +1,95 @@
+//! Every metric the backend exports, named once, with its help text.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Events acknowledged by Kafka, by event type.
+pub const EVENTS_PUBLISHED_TOTAL: &str = "events_published_total";
+/// Failed publish attempts (each is retried).
+pub const EVENTS_PUBLISHED_FAILURES_TOTAL: &str = "events_published_failures_total";
+/// Seconds from handing a batch to the producer to each event's acknowledgement.
+pub const EVENT_PUBLISH_DURATION_SECONDS: &str = "event_publish_duration_seconds";
+/// Outbox rows not yet published.
+pub const OUTBOX_DEPTH: &str = "outbox_depth";
+/// Age of the oldest unpublished outbox row.
+pub const OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS: &str = "outbox_oldest_unpublished_age_seconds";
+/// 1 while this process is the active relay.
+pub const OUTBOX_RELAY_ACTIVE: &str = "outbox_relay_active";
+/// HTTP requests by route, method and status.
+pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
+/// HTTP request latency by route and method.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
+
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("buckets are not empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed");
+            describe_counter!(EVENTS_PUBLISHED_TOTAL, "Events acknowledged by Kafka, by event type");
+            describe_counter!(EVENTS_PUBLISHED_FAILURES_TOTAL, "Failed event publish attempts (retried)");
+            describe_histogram!(EVENT_PUBLISH_DURATION_SECONDS, Unit::Seconds, "Publish latency: send to acknowledgement");
+            describe_gauge!(OUTBOX_DEPTH, "Outbox rows not yet published");
+            describe_gauge!(OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS, Unit::Seconds, "Age of the oldest unpublished outbox row");
+            describe_gauge!(OUTBOX_RELAY_ACTIVE, "1 while this process is the active outbox relay");
+            describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests by route, method and status");
+            describe_histogram!(HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "HTTP request latency");
+            handle
+        })
+        .clone()
+}
+
+pub(crate) fn published(event_type: &str, elapsed: Duration) {
+    counter!(EVENTS_PUBLISHED_TOTAL, "event_type" => event_type.to_owned()).increment(1);
+    histogram!(EVENT_PUBLISH_DURATION_SECONDS).record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn publish_failed(event_type: &str) {
+    counter!(EVENTS_PUBLISHED_FAILURES_TOTAL, "event_type" => event_type.to_owned()).increment(1);
+}
+
+pub(crate) fn relay_active(active: bool) {
+    gauge!(OUTBOX_RELAY_ACTIVE).set(if active { 1.0 } else { 0.0 });
+}
+
+pub(crate) fn outbox(depth: i64, oldest_age_seconds: f64) {
+    gauge!(OUTBOX_DEPTH).set(depth as f64);
+    gauge!(OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS).set(oldest_age_seconds);
+}
+
+pub(crate) fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    counter!(HTTP_REQUESTS_TOTAL, "route" => route.to_owned(), "method" => method.to_owned(), "status" => status.to_string())
+        .increment(1);
+    histogram!(HTTP_REQUEST_DURATION_SECONDS, "route" => route.to_owned(), "method" => method.to_owned())
+        .record(elapsed.as_secs_f64());
+}
+
+/// Samples the outbox gauges every `every` until cancelled.
+pub async fn sample_outbox(pool: sqlx::PgPool, every: Duration, cancel: tokio_util::sync::CancellationToken) {
+    loop {
+        let row: Result<(i64, Option<f64>), _> = sqlx::query_as(
+            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8
+             FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&pool)
+        .await;
+        if let Ok((depth, age)) = row {
+            outbox(depth, age.unwrap_or(0.0));
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! `/tasks`: every change writes the task and its outbox event in one
+//! transaction, then answers; Kafka is never on the request path.
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Deserializer, Serialize};
+use todo_events::TaskStatus;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::{FieldError, Task, TaskDescription, TaskTitle};
+use crate::error::{ApiError, Problem, Result};
+use crate::extract::{AppJson, CorrelationId, CurrentUser, TaskIdPath};
+use crate::outbox::payloads;
+use crate::startup::AppState;
+use crate::store::tasks as store;
+
+/// Largest page `GET /tasks` returns.
+pub const MAX_PAGE: i64 = 500;
+/// Page size when `limit` is not given.
+pub const DEFAULT_PAGE: i64 = 50;
+
+/// The task routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tasks", post(create_task).get(list_tasks))
+        .route("/tasks/{id}", get(get_task).put(update_task).delete(delete_task))
+        .route("/tasks/{id}/complete", post(complete_task))
+}
+
+/// Body of `POST /tasks`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTask {
+    /// 1 to 255 characters after trimming.
+    pub title: String,
+    /// At most 10 000 characters.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Body of `PUT /tasks/{id}`: any of the fields; `description: null` clears it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTask {
+    /// New title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// New description; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    /// `incomplete` or `complete`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub status: Option<TaskStatus>,
+}
+
+/// Distinguishes a field that is absent (`None`) from one that is `null`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// A page of tasks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskPage {
+    /// Tasks in id order.
+    pub items: Vec<Task>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Query of `GET /tasks`.
+#[derive(Debug, IntoParams)]
+#[allow(dead_code)]
+pub struct ListQuery {
+    /// `incomplete` or `complete`.
+    status: Option<String>,
+    /// 1 to 500, default 50.
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+fn validate_all(errors: Vec<FieldError>) -> Result<()> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// Create a task; publishes `task.created`.
+#[utoipa::path(post, path = "/tasks", request_body = CreateTask, tag = "tasks",
+    responses((status = 201, body = Task, description = "Created; Location names it"),
+              (status = 400, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 422, body = Problem), (status = 503, body = Problem)))]
+pub async fn create_task(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    correlation: CorrelationId,
+    AppJson(body): AppJson<CreateTask>,
+) -> Result<(StatusCode, HeaderMap, Json<Task>)> {
+    let title = TaskTitle::parse(&body.title);
+    let description = body.description.map(TaskDescription::parse).transpose();
+    validate_all([title.as_ref().err(), description.as_ref().err()].into_iter().flatten().cloned().collect())?;
+    let (title, description) = (title?, description?);
+
+    let mut tx = state.pool.begin().await?;
+    let task = store::insert(&mut tx, title.as_str(), description.as_ref().map(|d| d.as_str()), user.as_deref()).await?;
+    state.events.record(&mut tx, payloads::created(&task), correlation.0).await.map_err(outbox_error)?;
+    tx.commit().await?;
+    state.events.wake();
+
+    let mut headers = HeaderMap::new();
+    if let Ok(loc) = HeaderValue::from_str(&format!("/tasks/{}", task.id)) {
+        headers.insert(header::LOCATION, loc);
+    }
+    Ok((StatusCode::CREATED, headers, Json(task)))
+}
+
+/// List tasks, optionally by status, in pages.
+#[utoipa::path(get, path = "/tasks", params(ListQuery), tag = "tasks",
+    responses((status = 200, body = TaskPage), (status = 400, body = Problem)))]
+pub async fn list_tasks(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<TaskPage>> {
+    let mut errors = Vec::new();
+    let mut status = None;
+    let mut limit = DEFAULT_PAGE;
+    let mut after = 0i64;
+    for (k, v) in &params {
+        match k.as_str() {
+            "status" => match v.parse::<TaskStatus>() {
+                Ok(s) => status = Some(s),
+                Err(_) => errors.push(FieldError::new("status", "must be `incomplete` or `complete`")),
+            },
+            "limit" => match v.parse::<i64>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => limit = n,
+                _ => errors.push(FieldError::new("limit", format!("must be an integer from 1 to {MAX_PAGE}"))),
+            },
+            "cursor" => match v.parse::<i64>() {
+                Ok(n) if n >= 0 => after = n,
+                _ => errors.push(FieldError::new("cursor", "must be a next_cursor returned by this API")),
+            },
+            other => errors.push(FieldError::new(other, "unknown query parameter (status, limit, cursor)")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::BadRequest(errors));
+    }
+    let mut conn = state.pool.acquire().await?;
+    let mut items = store::list(&mut conn, user.as_deref(), status, after, limit + 1).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|t| t.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(TaskPage { items, next_cursor }))
+}
+
+/// One task.
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path, description = "Task id")),
+    responses((status = 200, body = Task), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_task(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    TaskIdPath(id): TaskIdPath,
+) -> Result<Json<Task>> {
+    let mut conn = state.pool.acquire().await?;
+    store::get(&mut conn, id.get(), user.as_deref()).await?.map(Json).ok_or(ApiError::TaskNotFound(id.get()))
+}
+
+/// Change a task's title, description or status; publishes `task.updated`
+/// with the fields that changed (nothing changed: no new version, no event).
+#[utoipa::path(put, path = "/tasks/{id}", request_body = UpdateTask, tag = "tasks",
+    params(("id" = i64, Path, description = "Task id")),
+    responses((status = 200, body = Task), (status = 400, body = Problem), (status = 404, body = Problem),
+              (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_task(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    correlation: CorrelationId,
+    TaskIdPath(id): TaskIdPath,
+    AppJson(body): AppJson<UpdateTask>,
+) -> Result<Json<Task>> {
+    if body.title.is_none() && body.description.is_none() && body.status.is_none() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "body",
+            "give at least one of title, description, status",
+        )]));
+    }
+    let title = body.title.as_deref().map(TaskTitle::parse).transpose();
+    let description = body.description.map(|d| d.map(TaskDescription::parse).transpose()).transpose();
+    validate_all([title.as_ref().err(), description.as_ref().err()].into_iter().flatten().cloned().collect())?;
+    let (title, description) = (title?, description?);
+
+    let mut tx = state.pool.begin().await?;
+    let before =
+        store::get_for_update(&mut tx, id.get(), user.as_deref()).await?.ok_or(ApiError::TaskNotFound(id.get()))?;
+    let new_title = title.as_ref().map_or(before.title.as_str(), |t| t.as_str());
+    let new_description = match &description {
+        Some(d) => d.as_ref().map(|d| d.as_str()),
+        None => before.description.as_deref(),
+    };
+    let new_status = body.status.unwrap_or(before.status());
+    let completed_at = match (before.status(), new_status) {
+        (TaskStatus::Incomplete, TaskStatus::Complete) => Some(chrono::Utc::now()),
+        (_, TaskStatus::Complete) => before.completed_at,
+        (_, TaskStatus::Incomplete) => None,
+    };
+    if new_title == before.title && new_description == before.description.as_deref() && new_status == before.status() {
+        tx.rollback().await?;
+        return Ok(Json(before));
+    }
+    let after = store::update(
+        &mut tx,
+        id.get(),
+        store::Changed { title: new_title, description: new_description, status: new_status, completed_at },
+    )
+    .await?;
+    state.events.record(&mut tx, payloads::updated(&before, &after), correlation.0).await.map_err(outbox_error)?;
+    tx.commit().await?;
+    state.events.wake();
+    Ok(Json(after))
+}
+
+/// Delete a task; publishes `task.deleted`.
+#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path, description = "Task id")),
+    responses((status = 204, description = "Deleted"), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn delete_task(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    correlation: CorrelationId,
+    TaskIdPath(id): TaskIdPath,
+) -> Result<StatusCode> {
+    let mut tx = state.pool.begin().await?;
+    let task = store::delete(&mut tx, id.get(), user.as_deref()).await?.ok_or(ApiError::TaskNotFound(id.get()))?;
+    state
+        .events
+        .record(&mut tx, payloads::deleted(&task, chrono::Utc::now()), correlation.0)
+        .await
+        .map_err(outbox_error)?;
+    tx.commit().await?;
+    state.events.wake();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mark a task complete; publishes `task.completed` (already complete: 200, no event).
+#[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", params(("id" = i64, Path, description = "Task id")),
+    responses((status = 200, body = Task), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn complete_task(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    correlation: CorrelationId,
+    TaskIdPath(id): TaskIdPath,
+) -> Result<Json<Task>> {
+    let mut tx = state.pool.begin().await?;
+    let before =
+        store::get_for_update(&mut tx, id.get(), user.as_deref()).await?.ok_or(ApiError::TaskNotFound(id.get()))?;
+    if before.status() == TaskStatus::Complete {
+        tx.rollback().await?;
+        return Ok(Json(before));
+    }
+    let after = store::update(
+        &mut tx,
+        id.get(),
+        store::Changed {
+            title: &before.title,
+            description: before.description.as_deref(),
+            status: TaskStatus::Complete,
+            completed_at: Some(chrono::Utc::now()),
+        },
+    )
+    .await?;
+    state.events.record(&mut tx, payloads::completed(&after), correlation.0).await.map_err(outbox_error)?;
+    tx.commit().await?;
+    state.events.wake();
+    Ok(Json(after))
+}
+
+fn outbox_error(e: crate::outbox::OutboxError) -> ApiError {
+    match e {
+        crate::outbox::OutboxError::Database(e) => e.into(),
+        other => ApiError::Internal(other.into()),
+    }
+}

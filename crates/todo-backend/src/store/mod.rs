@@ -1,0 +1,3 @@
+//! SQL, one small function per statement.
+
+pub mod tasks;

@@ -1,0 +1,7 @@
+//! Integration tests of the API against the real Postgres and Kafka of the
+//! local stack: each test has its own database and its own topics.
+
+mod bad_input;
+mod helpers;
+mod relay;
+mod tasks;

@@ -1,0 +1,16 @@
+//! Kafka plumbing shared by `todo-backend`, `todo-event-service` and `todoctl`:
+//! typed client settings with a guarded pass-through map, topic names (with an
+//! optional prefix for isolation), topic provisioning and error classification.
+//!
+//! The event contract itself (topic names, headers, payloads) lives in
+//! `todo-events`; this crate only adds what needs a Kafka client.
+
+pub mod config;
+pub mod errors;
+pub mod provision;
+pub mod topics;
+
+pub use config::{ConfigError, KafkaArgs, ProducerArgs, Secret};
+pub use errors::is_retriable;
+pub use provision::{provision_topics, ProvisionError, TopicSettings};
+pub use topics::TopicNames;

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Self-test of ./dev: status after up, stop and start of one component.
+# Run by `./dev test` after the cargo tests (it stops Kafka for a moment).
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEV=$ROOT/dev
+passed=0 failed=0
+
+check() {
+  local name=$1
+  shift
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "ok   - $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL - $name"
+  fi
+}
+
+state_of() { "$DEV" status 2>/dev/null | awk -v c="$1" '$1 == c { print $2 }'; }
+all_infra_up() {
+  local s
+  s=$("$DEV" status 2>/dev/null)
+  echo "$s" | awk 'NR > 1 && $1 ~ /^(postgres|redis|kafka-[0-9])$/ && $2 != "up" { bad = 1 } END { exit bad }'
+}
+first_kafka=$("$DEV" status 2>/dev/null | awk '$1 ~ /^kafka-/ { print $1; exit }')
+
+"$DEV" up --infra >/dev/null 2>&1
+check "status after up shows postgres, redis and every kafka node up" all_infra_up
+t0=$SECONDS
+"$DEV" up --infra >/dev/null 2>&1
+check "a second up while everything runs takes seconds ($((SECONDS - t0))s)" test $((SECONDS - t0)) -lt 20
+"$DEV" stop kafka >/dev/null 2>&1
+check "stop kafka, then status shows $first_kafka down" test "$(state_of "$first_kafka")" = down
+check "postgres stays up while kafka is stopped" test "$(state_of postgres)" = up
+"$DEV" start kafka >/dev/null 2>&1
+check "start kafka brings $first_kafka back up" test "$(state_of "$first_kafka")" = up
+check "./dev env prints the stack's variables" bash -c "'$DEV' env | grep -q '^export KAFKA_BOOTSTRAP_SERVERS=' && '$DEV' env | grep -q '^export DATABASE_URL=postgres://'"
+
+echo "dev: $passed passed, $failed failed"
+[ "$failed" = 0 ]
