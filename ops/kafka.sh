@@ -184,3 +184,12 @@ kafka_status() {
     fi
   done
 }
+
+# Deletes the per-test topics (t-*) that integration tests create.
+kafka_delete_test_topics() {
+  local topics
+  topics=$(kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$(kafka_bootstrap)" --list 2>/dev/null | grep '^t-' || true)
+  [ -z "$topics" ] && return 0
+  kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$(kafka_bootstrap)" --delete \
+    --topic 't-.*' >/dev/null 2>&1 || true
+}

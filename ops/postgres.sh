@@ -9,6 +9,8 @@ PG_SOCK=$PG_DIR/run
 PG_USER=todo
 PG_PASSWORD=todo
 PG_DB=todo
+# The event service keeps its store (audit, projections, analytics) apart.
+PG_EVENTS_DB=todo_events
 
 pg_bin() {
   local d
@@ -69,11 +71,14 @@ EOF
   say "starting postgres on 127.0.0.1:$TODO_PG_PORT"
   as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/log/postgres.log" -w -t 60 \
     -o "-p $TODO_PG_PORT -k $PG_SOCK" start >/dev/null || die "postgres did not start (see $LOGS/postgres.log)"
-  if ! as_pg "$bin/psql" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" -d postgres -tAc \
-    "select 1 from pg_database where datname='$PG_DB'" | grep -q 1; then
-    say "creating database $PG_DB"
-    as_pg "$bin/createdb" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" "$PG_DB"
-  fi
+  local db
+  for db in "$PG_DB" "$PG_EVENTS_DB"; do
+    if ! as_pg "$bin/psql" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" -d postgres -tAc \
+      "select 1 from pg_database where datname='$db'" | grep -q 1; then
+      say "creating database $db"
+      as_pg "$bin/createdb" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" "$db"
+    fi
+  done
 }
 
 pg_stop() {
@@ -94,4 +99,14 @@ pg_status() {
   fi
 }
 
-pg_url() { echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$TODO_PG_PORT/$PG_DB"; }
+pg_url() { echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$TODO_PG_PORT/${1:-$PG_DB}"; }
+
+# Drops the per-test databases (test_*) that integration tests create.
+pg_drop_test_databases() {
+  local bin db
+  bin=$(pg_bin)
+  for db in $(as_pg "$bin/psql" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" -d postgres -tAc \
+    "select datname from pg_database where datname like 'test\_%'"); do
+    as_pg "$bin/dropdb" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" --force "$db" >/dev/null 2>&1 || true
+  done
+}

@@ -37,6 +37,7 @@ stack_env() {
 export KAFKA_BOOTSTRAP_SERVERS=$(kafka_bootstrap)
 export KAFKA_BROKERS=$(kafka_count)
 export DATABASE_URL=$(pg_url)
+export EVENT_DATABASE_URL=$(pg_url todo_events)
 export REDIS_URL=$(redis_url)
 export BACKEND_URL=$(service_url backend)
 export EVENT_SERVICE_URL=$(service_url event-service)
