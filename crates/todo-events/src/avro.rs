@@ -57,17 +57,50 @@ fn decode_with(bytes: &[u8], reader: EventVersion) -> Result<Event, DecodeError>
     fp.copy_from_slice(&bytes[2..SINGLE_OBJECT_HEADER_LEN]);
     let writer = schema::by_fingerprint(&fp).ok_or(DecodeError::UnknownFingerprint(fp))?;
     let reader = schema::get(writer.event_type, reader);
-    let mut body = &bytes[SINGLE_OBJECT_HEADER_LEN..];
+    let mut body = EofGuard {
+        rest: &bytes[SINGLE_OBJECT_HEADER_LEN..],
+        hit_eof: false,
+    };
     let reader_schema = (reader.version != writer.version).then(|| reader.schema());
     let value = from_avro_datum(writer.schema(), &mut body, reader_schema)
         .map_err(|e| malformed(format!("{}: {e}", writer.file_name)))?;
-    if !body.is_empty() {
+    if body.hit_eof {
+        return Err(malformed(format!(
+            "{}: the body ends before the record does",
+            writer.file_name
+        )));
+    }
+    if !body.rest.is_empty() {
         return Err(malformed(format!(
             "{} trailing bytes after the record",
-            body.len()
+            body.rest.len()
         )));
     }
     event_from_value(value, writer)
+}
+
+/// The record body, remembering whether the decoder ever asked for more bytes than
+/// were left.
+///
+/// NB: apache-avro (0.21) decodes a boolean, a string or a union index that meets
+/// the end of its input as null instead of failing, so a truncated record whose cut
+/// falls in an optional field decodes "successfully" with that field null. This
+/// guard turns any read past the end into an error.
+struct EofGuard<'a> {
+    rest: &'a [u8],
+    hit_eof: bool,
+}
+
+impl std::io::Read for EofGuard<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.len() > self.rest.len() {
+            self.hit_eof = true;
+        }
+        let n = buf.len().min(self.rest.len());
+        buf[..n].copy_from_slice(&self.rest[..n]);
+        self.rest = &self.rest[n..];
+        Ok(n)
+    }
 }
 
 fn malformed(msg: String) -> DecodeError {

@@ -78,10 +78,22 @@ fn fastavro_agrees_with_us_on_fingerprints_golden_records_and_resolution() {
         let (t, v) = (info.event_type, info.version);
 
         // Canonical form and fingerprint computed independently.
-        assert_eq!(report["canonical"], info.canonical_form(), "{file}: canonical form");
-        assert_eq!(report["fingerprint"], hex(&info.fingerprint()), "{file}: fingerprint");
+        assert_eq!(
+            report["canonical"],
+            info.canonical_form(),
+            "{file}: canonical form"
+        );
+        assert_eq!(
+            report["fingerprint"],
+            hex(&info.fingerprint()),
+            "{file}: fingerprint"
+        );
         assert_eq!(report["golden_marker"], "c301", "{file}");
-        assert_eq!(report["golden_fingerprint"], hex(&info.fingerprint()), "{file}");
+        assert_eq!(
+            report["golden_fingerprint"],
+            hex(&info.fingerprint()),
+            "{file}"
+        );
 
         // fastavro reads our golden record, as its writer version and as the other.
         for reader in EventVersion::ALL {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use todo_events::{
     Changes, Event, EventType, EventVersion, Payload, TaskCompleted, TaskCreated, TaskDeleted,
     TaskStatus, TaskUpdated, SOURCE,
