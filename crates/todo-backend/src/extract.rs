@@ -41,7 +41,15 @@ where
                 ApiError::MalformedJson(rej.body_text())
             }
         })?;
-        parse_json(&bytes).map(AppJson)
+        // NB: serde also builds a struct from a JSON array (by position);
+        // every body of this API is an object, so anything else is refused.
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => parse_json(&bytes).map(AppJson),
+            Some(b'[' | b'"' | b't' | b'f' | b'n' | b'-' | b'0'..=b'9') => {
+                Err(ApiError::Validation(vec![FieldError::new("body", "must be a JSON object")]))
+            }
+            _ => parse_json::<serde_json::Value>(&bytes).and(Err(ApiError::MalformedJson("expected a JSON object".into()))),
+        }
     }
 }
 
@@ -75,6 +83,8 @@ fn field_error(path: &str, err: &serde_json::Error) -> FieldError {
         .and_then(|rest| rest.split('`').next());
     let field = match (named, path) {
         (Some(name), ".") => name.to_owned(),
+        // serde_path_to_error already ends the path with an unknown field.
+        (Some(name), p) if p == name || p.ends_with(&format!(".{name}")) => p.to_owned(),
         (Some(name), p) => format!("{p}.{name}"),
         (None, ".") => "body".to_owned(),
         (None, p) => p.to_owned(),

@@ -87,7 +87,7 @@ impl Application {
             .merge(routes::openapi::router())
             .layer(axum::middleware::from_fn(crate::telemetry::correlation_layer))
             .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-            .layer(TimeoutLayer::new(Duration::from_millis(config.request_timeout_ms)))
+            .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_millis(config.request_timeout_ms)))
             .layer(CatchPanicLayer::new())
             .with_state(state);
         let listener = TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;

@@ -28,8 +28,6 @@ pub fn is_retriable(err: &KafkaError) -> bool {
                 | UnknownTopicOrPartition
                 | KafkaStorageError
                 | FencedLeaderEpoch
-                | Transport
-                | TimedOut
         ),
         None => false,
     }

@@ -18,7 +18,6 @@ pub struct TestApp {
     pub pool: PgPool,
     pub topics: TopicNames,
     pub stack: Stack,
-    pub database_url: String,
     pub cancel: CancellationToken,
     pub handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -71,7 +70,6 @@ pub async fn start(stack: Stack, config: Config) -> TestApp {
         pool,
         topics,
         stack,
-        database_url,
         cancel,
         handle: Some(handle),
     }
