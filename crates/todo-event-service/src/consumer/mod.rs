@@ -1,0 +1,281 @@
+//! The Kafka consumer: one group over the four task topics, one task per
+//! assigned partition (order within a partition, parallel across partitions),
+//! offsets stored only after processing, committed periodically, on revoke and
+//! on shutdown.
+//!
+//! librdkafka's callbacks (rebalances, commits) are served by a dedicated
+//! thread polling the consumer's main queue; each assigned partition's records
+//! are split off into their own queue, read by that partition's tokio task. On
+//! revoke the callback stops the partition tasks, waits (bounded) for their
+//! batch in hand, and commits synchronously before the partitions move.
+
+pub mod dlq;
+mod lag;
+mod partition;
+pub mod record;
+pub mod retry;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::handlers::Processor;
+
+/// The consumer as librdkafka sees it.
+pub type KafkaConsumer = BaseConsumer<Ctx>;
+
+struct Worker {
+    cancel: CancellationToken,
+    join: JoinHandle<()>,
+}
+
+/// The consumer's context: rebalance callbacks start and stop partition tasks.
+pub struct Ctx {
+    consumer: OnceLock<Weak<KafkaConsumer>>,
+    workers: Mutex<HashMap<(String, i32), Worker>>,
+    runtime: tokio::runtime::Handle,
+    processor: Arc<Processor>,
+    batch_size: usize,
+    drain_timeout: Duration,
+    stopping: AtomicBool,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &KafkaConsumer, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked: Vec<(String, i32)> =
+                tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+            tracing::info!(partitions = ?revoked, "partitions revoked; draining");
+            let workers: Vec<Worker> = {
+                let mut map = self.workers.lock().expect("workers lock");
+                let taken = revoked.iter().filter_map(|k| map.remove(k)).collect();
+                crate::metrics::assigned_partitions(map.len());
+                taken
+            };
+            // NB: this runs on the polling thread, never on the runtime, so it
+            // may block: the partitions must not move before their work is
+            // stored and committed.
+            self.drain(workers);
+            if consumer.assignment_lost() {
+                tracing::warn!("assignment lost; not committing (the new owners resume from the last commit)");
+            } else {
+                commit(consumer, "revoke");
+            }
+            for (topic, partition) in &revoked {
+                crate::metrics::lag(topic, *partition, 0);
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &KafkaConsumer, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => self.start_partitions(tpl),
+            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance failed"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => tracing::trace!(?offsets, "offsets committed"),
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(error = %e, "offset commit failed (stored offsets are committed again later)"),
+        }
+    }
+}
+
+fn commit(consumer: &KafkaConsumer, why: &str) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => tracing::info!(why, "offsets committed"),
+        // Nothing stored since the last commit.
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => tracing::warn!(error = %e, why, "offset commit failed"),
+    }
+}
+
+impl Ctx {
+    fn start_partitions(&self, tpl: &TopicPartitionList) {
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else { return };
+        let mut map = self.workers.lock().expect("workers lock");
+        for e in tpl.elements() {
+            let key = (e.topic().to_owned(), e.partition());
+            if map.contains_key(&key) {
+                continue;
+            }
+            let Some(queue) = consumer.split_partition_queue(e.topic(), e.partition()) else {
+                tracing::error!(topic = e.topic(), partition = e.partition(), "could not split the partition queue");
+                continue;
+            };
+            let cancel = CancellationToken::new();
+            let span = tracing::info_span!("partition", topic = %key.0, partition = key.1);
+            let join = self.runtime.spawn(
+                partition::run(
+                    queue,
+                    consumer.clone(),
+                    key.0.clone(),
+                    key.1,
+                    self.processor.clone(),
+                    self.batch_size,
+                    cancel.clone(),
+                )
+                .instrument(span),
+            );
+            map.insert(key, Worker { cancel, join });
+        }
+        crate::metrics::assigned_partitions(map.len());
+    }
+
+    /// Stops `workers` and waits, at most the drain timeout, for them.
+    fn drain(&self, workers: Vec<Worker>) {
+        if workers.is_empty() {
+            return;
+        }
+        for w in &workers {
+            w.cancel.cancel();
+        }
+        let joins = workers.into_iter().map(|w| w.join);
+        let timeout = self.drain_timeout;
+        let drained = self.runtime.block_on(async move {
+            tokio::time::timeout(timeout, futures::future::join_all(joins)).await.is_ok()
+        });
+        if !drained {
+            tracing::warn!(?timeout, "partition tasks did not finish in time; their unstored work is redelivered");
+        }
+    }
+
+    async fn drain_all(&self) {
+        let workers: Vec<Worker> = self.workers.lock().expect("workers lock").drain().map(|(_, w)| w).collect();
+        crate::metrics::assigned_partitions(0);
+        for w in &workers {
+            w.cancel.cancel();
+        }
+        let joins = workers.into_iter().map(|w| w.join);
+        if tokio::time::timeout(self.drain_timeout, futures::future::join_all(joins)).await.is_err() {
+            tracing::warn!(timeout = ?self.drain_timeout, "partition tasks did not finish in time; their unstored work is redelivered");
+        }
+    }
+}
+
+/// Settings of [`EventConsumer::start`].
+pub struct ConsumerSettings {
+    /// Client configuration with the typed consumer settings.
+    pub client: ClientConfig,
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+    /// Most records per batch.
+    pub batch_size: usize,
+    /// Bound of the drain on revoke and shutdown.
+    pub drain_timeout: Duration,
+    /// Lag sampling interval.
+    pub lag_interval: Duration,
+}
+
+/// A running consumer.
+pub struct EventConsumer {
+    consumer: Arc<KafkaConsumer>,
+    poller: std::thread::JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+    lag_interval: Duration,
+}
+
+impl EventConsumer {
+    /// Creates the consumer, subscribes and starts the polling thread. Must be
+    /// called within a tokio runtime (partition tasks are spawned on it).
+    pub fn start(settings: ConsumerSettings, processor: Arc<Processor>) -> anyhow::Result<Self> {
+        let ctx = Ctx {
+            consumer: OnceLock::new(),
+            workers: Mutex::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::current(),
+            processor,
+            batch_size: settings.batch_size.max(1),
+            drain_timeout: settings.drain_timeout,
+            stopping: AtomicBool::new(false),
+        };
+        let consumer: Arc<KafkaConsumer> = Arc::new(settings.client.create_with_context(ctx)?);
+        let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+        let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let consumer = consumer.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new().name("kafka-consumer".into()).spawn(move || poll_loop(consumer, stop))?
+        };
+        Ok(Self { consumer, poller, stop, lag_interval: settings.lag_interval })
+    }
+
+    /// A handle for readiness probes that does not keep the consumer alive.
+    pub fn probe(&self) -> KafkaProbe {
+        KafkaProbe(Arc::downgrade(&self.consumer))
+    }
+
+    /// Runs until `cancel`, then: stops the partition tasks and waits (bounded)
+    /// for their batch in hand, commits the stored offsets, leaves the group.
+    pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let sampler = tokio::spawn(lag::sample(Arc::downgrade(&self.consumer), self.lag_interval, cancel.child_token()));
+        cancel.cancelled().await;
+        tracing::info!("consumer stopping: draining partitions");
+        let ctx = self.consumer.context();
+        ctx.stopping.store(true, Ordering::SeqCst);
+        ctx.drain_all().await;
+        let _ = sampler.await;
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || commit(&consumer, "shutdown")).await?;
+        // The polling thread holds the last reference: dropping it there closes
+        // the consumer, which leaves the group.
+        drop(self.consumer);
+        self.stop.store(true, Ordering::SeqCst);
+        let poller = self.poller;
+        tokio::task::spawn_blocking(move || poller.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the consumer thread panicked"))?;
+        tracing::info!("consumer stopped");
+        Ok(())
+    }
+}
+
+fn poll_loop(consumer: Arc<KafkaConsumer>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::SeqCst) {
+        match consumer.poll(Duration::from_millis(100)) {
+            // Every assigned partition's records go to its own queue; a record
+            // here was fetched before its queue was split (or during shutdown).
+            // Its offset is never stored, so it is redelivered.
+            Some(Ok(m)) => {
+                use rdkafka::Message;
+                tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "record on the main queue; left for redelivery")
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            None => {}
+        }
+    }
+    tracing::debug!("closing the consumer");
+    drop(consumer);
+}
+
+/// Checks that Kafka answers, through the consumer.
+#[derive(Clone)]
+pub struct KafkaProbe(Weak<KafkaConsumer>);
+
+impl KafkaProbe {
+    /// True when the cluster's metadata can be fetched within `timeout`.
+    pub async fn ready(&self, timeout: Duration) -> bool {
+        let Some(consumer) = self.0.upgrade() else { return false };
+        tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, timeout).is_ok_and(|m| !m.brokers().is_empty()))
+            .await
+            .unwrap_or(false)
+    }
+}

@@ -1,0 +1,176 @@
+//! One task per assigned partition: reads its own queue in batches, processes
+//! each batch in order, and stores the offset after the last record of a batch
+//! once everything in it is processed or dead-lettered (and its webhooks sent).
+//!
+//! Webhooks run behind the Postgres handlers: a batch's notifications are sent
+//! by a task of their own, and the partition goes on with the next batches, so
+//! a Redis outage holds back only the stored offset, not the other handlers.
+//! Offsets are stored in order: never past a batch whose webhooks are pending.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::record::Record;
+use super::Ctx;
+use crate::handlers::Processor;
+use crate::Cancelled;
+
+/// Most `task.completed` events whose webhooks may be pending before the
+/// partition waits for them.
+const MAX_PENDING_NOTIFICATIONS: usize = 10_000;
+
+struct Pending {
+    next_offset: i64,
+    notifications: usize,
+    done: Option<JoinHandle<Result<(), Cancelled>>>,
+}
+
+/// Processes one partition until `cancel`; then finishes the batch in hand,
+/// stores its offset and returns.
+pub(crate) async fn run(
+    mut queue: PartitionQueue<Ctx>,
+    consumer: Arc<BaseConsumer<Ctx>>,
+    topic: String,
+    partition: i32,
+    processor: Arc<Processor>,
+    batch_size: usize,
+    cancel: CancellationToken,
+) {
+    let wake = Arc::new(Notify::new());
+    {
+        let wake = wake.clone();
+        // NB: called from a librdkafka thread when the queue turns non-empty;
+        // `notify_one` keeps a permit, so a wake-up between our last empty poll
+        // and the wait is not lost.
+        queue.set_nonempty_callback(move || wake.notify_one());
+    }
+    tracing::info!("partition assigned; processing");
+    let mut pending: VecDeque<Pending> = VecDeque::new();
+    let mut in_flight_notifications = 0usize;
+
+    loop {
+        store_finished(&consumer, &topic, partition, &mut pending, &mut in_flight_notifications, false).await;
+        if cancel.is_cancelled() {
+            break;
+        }
+        let batch = read_batch(&queue, batch_size);
+        if batch.is_empty() {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = cancel.cancelled() => {}
+                // A safety net: the queue is polled now and then regardless.
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            continue;
+        }
+        let next_offset = batch.last().map(|r| r.offset + 1).expect("batch is not empty");
+        let notifications = match processor.process(&batch, &cancel).await {
+            Ok(n) => n,
+            Err(Cancelled) => break,
+        };
+        let count = notifications.len();
+        let done = if notifications.is_empty() {
+            None
+        } else {
+            let notifier = processor.notifier().expect("notifications only with a notifier").clone();
+            let cancel = cancel.clone();
+            Some(tokio::spawn(
+                async move { notifier.notify_all(&notifications, &cancel).await }.in_current_span(),
+            ))
+        };
+        in_flight_notifications += count;
+        pending.push_back(Pending { next_offset, notifications: count, done });
+        while in_flight_notifications > MAX_PENDING_NOTIFICATIONS && !cancel.is_cancelled() {
+            store_finished(&consumer, &topic, partition, &mut pending, &mut in_flight_notifications, true).await;
+        }
+    }
+    // Drain: what finished is stored; the caller bounds how long this takes.
+    while !pending.is_empty() {
+        let before = pending.len();
+        store_finished(&consumer, &topic, partition, &mut pending, &mut in_flight_notifications, true).await;
+        if pending.len() == before {
+            break;
+        }
+    }
+    tracing::info!("partition released");
+}
+
+/// Reads up to `max` records without waiting.
+fn read_batch(queue: &PartitionQueue<Ctx>, max: usize) -> Vec<Record> {
+    let mut batch = Vec::new();
+    while batch.len() < max {
+        match queue.poll(Duration::ZERO) {
+            Some(Ok(m)) => batch.push(Record::from_message(&m)),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "error reading the partition");
+                break;
+            }
+            None => break,
+        }
+    }
+    batch
+}
+
+/// Stores the offset after the newest batch whose work is all done, in order.
+/// With `wait`, waits for the oldest pending batch first.
+async fn store_finished(
+    consumer: &BaseConsumer<Ctx>,
+    topic: &str,
+    partition: i32,
+    pending: &mut VecDeque<Pending>,
+    in_flight: &mut usize,
+    wait: bool,
+) {
+    let mut store_to = None;
+    let mut first = true;
+    while let Some(front) = pending.front_mut() {
+        let finished = match &mut front.done {
+            None => true,
+            Some(h) if h.is_finished() || (wait && first) => matches!(h.await, Ok(Ok(()))),
+            Some(_) => false,
+        };
+        first = false;
+        let front = pending.pop_front().expect("front exists");
+        if !finished {
+            // Not done yet (or cancelled): keep it, and everything behind it.
+            if front.done.as_ref().is_some_and(|h| !h.is_finished()) {
+                pending.push_front(front);
+            } else {
+                // Cancelled or panicked: nothing at or after it may be stored.
+                pending.clear();
+                *in_flight = 0;
+            }
+            break;
+        }
+        *in_flight -= front.notifications;
+        store_to = Some(front.next_offset);
+    }
+    if let Some(next) = store_to {
+        store(consumer, topic, partition, next);
+    }
+}
+
+/// NB: `rd_kafka_offsets_store` stores exactly the offset given, which must be
+/// the next one to read (last processed + 1); the per-message
+/// `store_offset`/`store_offset_from_message` add the 1 themselves.
+fn store(consumer: &BaseConsumer<Ctx>, topic: &str, partition: i32, next: i64) {
+    let mut tpl = TopicPartitionList::with_capacity(1);
+    if let Err(e) = tpl.add_partition_offset(topic, partition, Offset::Offset(next)) {
+        tracing::error!(error = %e, "could not build the offset list");
+        return;
+    }
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        // After a revoke the partition is no longer ours; its new owner resumes
+        // from the last commit and redelivery changes nothing.
+        tracing::debug!(error = %e, topic, partition, next, "offset not stored");
+    }
+}

@@ -1,0 +1,96 @@
+//! The read API's one error type and its `application/problem+json` form
+//! (RFC 9457). Internal errors are logged once, with their cause chain, and
+//! never sent.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// `Result` with the API error.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A path segment or query parameter is invalid (400).
+    #[error("invalid {field}: {message}")]
+    BadRequest {
+        /// The parameter.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No events for this task (404).
+    #[error("no events for task {0}")]
+    TaskNotFound(i64),
+    /// The database is unreachable (503).
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else (500).
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if crate::store::classify(&e) == crate::store::Failure::Outage {
+            ApiError::Unavailable(e)
+        } else {
+            ApiError::Internal(e.into())
+        }
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    /// A URN naming the kind of problem.
+    pub r#type: String,
+    /// The status's reason phrase.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong, for a person.
+    pub detail: String,
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::TaskNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn problem(&self) -> Problem {
+        let status = self.status_code();
+        let (kind, detail) = match self {
+            ApiError::BadRequest { field, message } => ("invalid-parameter", format!("{field}: {message}")),
+            ApiError::TaskNotFound(id) => ("not-found", format!("no events were processed for task {id}")),
+            ApiError::Unavailable(_) => ("unavailable", "the database is unavailable; retry shortly".into()),
+            ApiError::Internal(_) => ("internal", "an internal error occurred".into()),
+        };
+        Problem {
+            r#type: format!("urn:todo:problem:{kind}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
+            ApiError::Unavailable(e) => tracing::warn!(error = %e, "database unavailable"),
+            _ => {}
+        }
+        let mut resp = (self.status_code(), axum::Json(self.problem())).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        resp
+    }
+}

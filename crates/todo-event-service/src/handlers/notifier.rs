@@ -1,0 +1,216 @@
+//! Webhook notifications on `task.completed`: one POST of the event's JSON to
+//! each configured URL, retried with backoff, deduplicated in Redis.
+//!
+//! Deduplication per (event, URL) with `SET NX` and an expiry, in two steps:
+//! a short claim (`SET key pending NX PX claim_ttl`) before the POST, so two
+//! consumers never send at once and a crashed sender's claim runs out; then
+//! `done` with the long TTL once the receiver answered 2xx. A redelivered event
+//! finds `done` and sends nothing. Redis being down is not the event's fault:
+//! the notifier waits for it (the Postgres handlers carry on meanwhile, see
+//! `consumer::partition`), and never dead-letters for it.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use todo_events::{ContentType, Event};
+use tokio_util::sync::CancellationToken;
+
+use crate::consumer::dlq::{DeadLetters, Failure};
+use crate::consumer::record::Record;
+use crate::consumer::retry::{sleep_or_cancel, Backoff};
+use crate::Cancelled;
+
+/// Error class of a notification the receiver kept refusing.
+pub const WEBHOOK_FAILED: &str = "webhook_failed";
+
+/// Posts `task.completed` events to the configured URLs.
+pub struct Notifier {
+    http: reqwest::Client,
+    urls: Vec<String>,
+    redis: ConnectionManager,
+    dedup_ttl_s: u64,
+    claim_ttl_ms: u64,
+    retry: Backoff,
+    attempts: u32,
+    outage: Backoff,
+    dead_letters: DeadLetters,
+}
+
+/// Notifier settings.
+pub struct NotifierSettings {
+    /// URLs to POST to.
+    pub urls: Vec<String>,
+    /// Timeout of one POST.
+    pub timeout: Duration,
+    /// Redis URL.
+    pub redis_url: String,
+    /// TTL of the "sent" mark.
+    pub dedup_ttl_s: u64,
+    /// TTL of a claim.
+    pub claim_ttl_ms: u64,
+    /// Backoff between failed POSTs.
+    pub retry: Backoff,
+    /// POST attempts before the event is dead-lettered.
+    pub attempts: u32,
+    /// Longest wait between attempts while Redis is down.
+    pub outage_cap: Duration,
+}
+
+impl Notifier {
+    /// Builds the notifier; Redis is connected lazily (it may be down at start).
+    pub fn new(s: NotifierSettings, dead_letters: DeadLetters) -> anyhow::Result<Self> {
+        let client = redis::Client::open(s.redis_url.as_str())?;
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1);
+        let redis = ConnectionManager::new_lazy_with_config(client, cfg)?;
+        Ok(Self {
+            http: reqwest::Client::builder().timeout(s.timeout).build()?,
+            urls: s.urls.into_iter().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect(),
+            redis,
+            dedup_ttl_s: s.dedup_ttl_s,
+            claim_ttl_ms: s.claim_ttl_ms,
+            retry: s.retry,
+            attempts: s.attempts.max(1),
+            outage: Backoff::new(Duration::from_millis(100), 2.0, s.outage_cap),
+            dead_letters,
+        })
+    }
+
+    /// The Redis key of one notification.
+    pub fn dedup_key(event: &Event, url: &str) -> String {
+        format!("todo-event-service:webhook:{}:{url}", event.event_id)
+    }
+
+    /// Notifies every URL of every event; returns when each notification was
+    /// sent (now or before) or dead-lettered.
+    pub async fn notify_all(&self, events: &[(Record, Event)], cancel: &CancellationToken) -> Result<(), Cancelled> {
+        for (record, event) in events {
+            for url in &self.urls {
+                self.notify(record, event, url, cancel).await?;
+            }
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(event_id = %event.event_id, correlation_id = %event.correlation_id, task_id = event.task_id(), url = %url))]
+    async fn notify(&self, record: &Record, event: &Event, url: &str, cancel: &CancellationToken) -> Result<(), Cancelled> {
+        let key = Self::dedup_key(event, url);
+        if !self.claim(&key, cancel).await? {
+            tracing::debug!("already notified");
+            return Ok(());
+        }
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            let sent = tokio::select! {
+                r = self.post(url, event) => r,
+                _ = cancel.cancelled() => {
+                    self.release(&key).await;
+                    return Err(Cancelled);
+                }
+            };
+            match sent {
+                Ok(()) => break Ok(()),
+                Err(e) if attempt >= self.attempts => break Err(e),
+                Err(e) => {
+                    crate::metrics::handler_retry("webhook");
+                    tracing::warn!(error = %e, attempt, "webhook failed; retrying");
+                    if !sleep_or_cancel(self.retry.delay(attempt), cancel).await {
+                        self.release(&key).await;
+                        return Err(Cancelled);
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(()) => {
+                crate::metrics::webhook_sent();
+                self.mark_done(&key, cancel).await
+            }
+            Err(e) => {
+                tracing::error!(error = %e, attempts = attempt, "webhook kept failing; dead-lettering the event");
+                self.release(&key).await;
+                let failure = Failure { class: WEBHOOK_FAILED.into(), message: format!("{url}: {e}"), attempts: attempt };
+                self.dead_letters.send(record, &failure, cancel).await
+            }
+        }
+    }
+
+    /// Claims the notification; false when it was sent before. Waits while
+    /// Redis is down or another consumer holds the claim.
+    async fn claim(&self, key: &str, cancel: &CancellationToken) -> Result<bool, Cancelled> {
+        let mut waits = 0;
+        loop {
+            let mut conn = self.redis.clone();
+            let claimed: redis::RedisResult<Option<String>> = redis::cmd("SET")
+                .arg(key)
+                .arg("pending")
+                .arg("NX")
+                .arg("PX")
+                .arg(self.claim_ttl_ms)
+                .query_async(&mut conn)
+                .await;
+            match claimed {
+                Ok(Some(_)) => return Ok(true),
+                Ok(None) => match conn.get::<_, Option<String>>(key).await {
+                    Ok(Some(v)) if v == "done" => return Ok(false),
+                    // Claimed by someone else (or expired just now): wait, then try again.
+                    Ok(_) => tracing::debug!("notification claimed by another consumer; waiting"),
+                    Err(e) => self.outage_log(&e, waits),
+                },
+                Err(e) => self.outage_log(&e, waits),
+            }
+            waits += 1;
+            if !sleep_or_cancel(self.outage.delay(waits), cancel).await {
+                return Err(Cancelled);
+            }
+        }
+    }
+
+    async fn mark_done(&self, key: &str, cancel: &CancellationToken) -> Result<(), Cancelled> {
+        let mut waits = 0;
+        loop {
+            let mut conn = self.redis.clone();
+            let r: redis::RedisResult<()> = conn.set_ex(key, "done", self.dedup_ttl_s).await;
+            match r {
+                Ok(()) => return Ok(()),
+                Err(e) => self.outage_log(&e, waits),
+            }
+            waits += 1;
+            if !sleep_or_cancel(self.outage.delay(waits), cancel).await {
+                return Err(Cancelled);
+            }
+        }
+    }
+
+    /// Best effort: frees a claim so a retry or a redelivery can send.
+    async fn release(&self, key: &str) {
+        let mut conn = self.redis.clone();
+        let r = tokio::time::timeout(Duration::from_secs(2), conn.del::<_, ()>(key)).await;
+        if !matches!(r, Ok(Ok(()))) {
+            tracing::warn!("could not release a webhook claim; it expires on its own");
+        }
+    }
+
+    fn outage_log(&self, e: &redis::RedisError, waits: u32) {
+        crate::metrics::outage_retry("redis");
+        tracing::warn!(error = %e, attempt = waits + 1, "Redis is unreachable; notifications wait");
+    }
+
+    async fn post(&self, url: &str, event: &Event) -> Result<(), reqwest::Error> {
+        let body = event.encode(ContentType::Json).unwrap_or_default();
+        self.http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Event-Id", event.event_id.to_string())
+            .header("X-Correlation-ID", event.correlation_id.to_string())
+            .body(body)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+}

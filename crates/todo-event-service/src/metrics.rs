@@ -1,0 +1,107 @@
+//! Every metric the event service exports, named once, with its help text.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Events processed (first time or as a duplicate), by event type.
+pub const EVENTS_CONSUMED_TOTAL: &str = "events_consumed_total";
+/// Redelivered events that changed nothing.
+pub const EVENTS_DUPLICATE_TOTAL: &str = "events_duplicate_total";
+/// Seconds from reading an event off its partition to its effects being committed.
+pub const EVENT_PROCESSING_DURATION_SECONDS: &str = "event_processing_duration_seconds";
+/// High watermark minus committed offset, per topic and partition.
+pub const CONSUMER_LAG: &str = "consumer_lag";
+/// Records sent to the dead-letter topic, by error class.
+pub const EVENTS_DEAD_LETTERED_TOTAL: &str = "events_dead_lettered_total";
+/// Retries of failed handlers, by handler.
+pub const EVENT_HANDLER_RETRIES_TOTAL: &str = "event_handler_retries_total";
+/// Attempts that failed because a dependency was down, by dependency.
+pub const DEPENDENCY_OUTAGE_RETRIES_TOTAL: &str = "dependency_outage_retries_total";
+/// Webhook notifications delivered.
+pub const WEBHOOK_NOTIFICATIONS_TOTAL: &str = "webhook_notifications_total";
+/// Partitions this instance is processing.
+pub const ASSIGNED_PARTITIONS: &str = "consumer_assigned_partitions";
+/// HTTP requests by route, method and status.
+pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
+/// HTTP request latency by route and method.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
+
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("buckets are not empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed");
+            describe_counter!(EVENTS_CONSUMED_TOTAL, "Events processed, by event type");
+            describe_counter!(EVENTS_DUPLICATE_TOTAL, "Redelivered events that changed nothing");
+            describe_histogram!(
+                EVENT_PROCESSING_DURATION_SECONDS,
+                Unit::Seconds,
+                "Time from reading an event to committing its effects"
+            );
+            describe_gauge!(CONSUMER_LAG, "High watermark minus committed offset, per topic and partition");
+            describe_counter!(EVENTS_DEAD_LETTERED_TOTAL, "Records sent to the dead-letter topic, by error class");
+            describe_counter!(EVENT_HANDLER_RETRIES_TOTAL, "Retries of failed handlers, by handler");
+            describe_counter!(DEPENDENCY_OUTAGE_RETRIES_TOTAL, "Attempts that failed because a dependency was down");
+            describe_counter!(WEBHOOK_NOTIFICATIONS_TOTAL, "Webhook notifications delivered");
+            describe_gauge!(ASSIGNED_PARTITIONS, "Partitions this instance is processing");
+            describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests by route, method and status");
+            describe_histogram!(HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "HTTP request latency");
+            handle
+        })
+        .clone()
+}
+
+pub(crate) fn consumed(event_type: &'static str, n: u64) {
+    counter!(EVENTS_CONSUMED_TOTAL, "event_type" => event_type).increment(n);
+}
+
+pub(crate) fn duplicates(n: u64) {
+    counter!(EVENTS_DUPLICATE_TOTAL).increment(n);
+}
+
+pub(crate) fn processing_time(elapsed: Duration) {
+    histogram!(EVENT_PROCESSING_DURATION_SECONDS).record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn lag(topic: &str, partition: i32, lag: i64) {
+    gauge!(CONSUMER_LAG, "topic" => topic.to_owned(), "partition" => partition.to_string()).set(lag.max(0) as f64);
+}
+
+pub(crate) fn dead_lettered(error_class: &str) {
+    counter!(EVENTS_DEAD_LETTERED_TOTAL, "error_class" => error_class.to_owned()).increment(1);
+}
+
+pub(crate) fn handler_retry(handler: &'static str) {
+    counter!(EVENT_HANDLER_RETRIES_TOTAL, "handler" => handler).increment(1);
+}
+
+pub(crate) fn outage_retry(dependency: &'static str) {
+    counter!(DEPENDENCY_OUTAGE_RETRIES_TOTAL, "dependency" => dependency).increment(1);
+}
+
+pub(crate) fn webhook_sent() {
+    counter!(WEBHOOK_NOTIFICATIONS_TOTAL).increment(1);
+}
+
+pub(crate) fn assigned_partitions(n: usize) {
+    gauge!(ASSIGNED_PARTITIONS).set(n as f64);
+}
+
+pub(crate) fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    counter!(HTTP_REQUESTS_TOTAL, "route" => route.to_owned(), "method" => method.to_owned(), "status" => status.to_string())
+        .increment(1);
+    histogram!(HTTP_REQUEST_DURATION_SECONDS, "route" => route.to_owned(), "method" => method.to_owned())
+        .record(elapsed.as_secs_f64());
+}
