@@ -2,8 +2,8 @@
 //! [`crate::schema`].
 
 use apache_avro::types::Value;
-use apache_avro::{from_avro_datum, to_avro_datum};
-use uuid::Uuid;
+use apache_avro::{from_avro_datum_schemata, write_avro_datum_ref};
+use serde::Serialize;
 
 use crate::error::{truncate, DecodeError, EncodeError};
 use crate::event::Event;
@@ -11,17 +11,6 @@ use crate::kinds::{EventType, EventVersion, TaskStatus};
 use crate::payload::{Changes, Payload, TaskCompleted, TaskCreated, TaskDeleted, TaskUpdated};
 use crate::schema::{self, SchemaInfo, SINGLE_OBJECT_HEADER_LEN, SINGLE_OBJECT_MARKER};
 use crate::text;
-
-/// Encodes `event` in its version's schema: marker, fingerprint, body.
-pub(crate) fn encode(event: &Event) -> Result<Vec<u8>, EncodeError> {
-    let info = schema::get(event.event_type(), event.event_version);
-    let body = to_avro_datum(info.schema(), envelope_value(event))
-        .map_err(|e| EncodeError::Avro(truncate(&e.to_string(), 300)))?;
-    let mut out = Vec::with_capacity(SINGLE_OBJECT_HEADER_LEN + body.len());
-    out.extend_from_slice(&info.single_object_header());
-    out.extend_from_slice(&body);
-    Ok(out)
-}
 
 /// Decodes a single-object record, reading it with the newest version of its event
 /// type's schema (Avro schema resolution).
@@ -62,7 +51,9 @@ fn decode_with(bytes: &[u8], reader: EventVersion) -> Result<Event, DecodeError>
         hit_eof: false,
     };
     let reader_schema = (reader.version != writer.version).then(|| reader.schema());
-    let value = from_avro_datum(writer.schema(), &mut body, reader_schema)
+    // Our schemas define each named type inline, once, so the decoder needs no
+    // table of names: an empty one spares walking the schema on every call.
+    let value = from_avro_datum_schemata(writer.schema(), Vec::new(), &mut body, reader_schema)
         .map_err(|e| malformed(format!("{}: {e}", writer.file_name)))?;
     if body.hit_eof {
         return Err(malformed(format!(
@@ -108,106 +99,261 @@ fn malformed(msg: String) -> DecodeError {
 }
 
 // ------------------------------------------------------------------ encoding
+//
+// The body is written with apache-avro's schema-aware serde serializer, which goes
+// straight from these borrowed structs to bytes (building a `Value` tree and
+// validating it costs several times more).
+//
+// NB: that serializer writes fields in the order they are serialized, not in the
+// schema's order, and does not check that every field was written. So each struct
+// below lists exactly its schema's fields in the schema's order, and `TaskStatus`'s
+// variants are in the order of the enum's symbols. The golden files, the round
+// trips and fastavro's byte-for-byte re-encoding (tests/interop.rs) check this.
 
-fn s(v: &str) -> Value {
-    Value::String(v.to_owned())
+#[derive(Serialize)]
+struct EnvelopeOut<'a, P> {
+    event_id: &'a str,
+    event_type: &'static str,
+    event_version: &'static str,
+    timestamp: &'a str,
+    correlation_id: &'a str,
+    source: &'a str,
+    payload: P,
 }
 
-fn uuid(v: &Uuid) -> Value {
-    Value::String(v.hyphenated().to_string())
+/// The envelope's fields but the payload.
+#[derive(Clone, Copy)]
+struct Head<'a> {
+    event_id: &'a str,
+    event_type: &'static str,
+    event_version: &'static str,
+    timestamp: &'a str,
+    correlation_id: &'a str,
+    source: &'a str,
 }
 
-fn ts(v: &chrono::DateTime<chrono::Utc>) -> Value {
-    Value::String(text::format(v))
-}
-
-fn opt_string(v: &Option<String>) -> Value {
-    match v {
-        None => Value::Union(0, Box::new(Value::Null)),
-        Some(v) => Value::Union(1, Box::new(Value::String(v.clone()))),
+impl<'a> Head<'a> {
+    fn with<P>(self, payload: P) -> EnvelopeOut<'a, P> {
+        EnvelopeOut {
+            event_id: self.event_id,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            timestamp: self.timestamp,
+            correlation_id: self.correlation_id,
+            source: self.source,
+            payload,
+        }
     }
 }
 
-fn opt_long(v: Option<i64>) -> Value {
-    match v {
-        None => Value::Union(0, Box::new(Value::Null)),
-        Some(v) => Value::Union(1, Box::new(Value::Long(v))),
-    }
+#[derive(Serialize)]
+struct CreatedV1<'a> {
+    task_id: i64,
+    title: &'a str,
+    description: Option<&'a str>,
+    status: TaskStatus,
+    created_at: &'a str,
+    user_id: Option<&'a str>,
 }
 
-fn status(v: TaskStatus) -> Value {
-    let index = TaskStatus::ALL.iter().position(|s| *s == v).unwrap_or(0) as u32;
-    Value::Enum(index, v.as_str().to_owned())
+#[derive(Serialize)]
+struct CreatedV2<'a> {
+    task_id: i64,
+    title: &'a str,
+    description: Option<&'a str>,
+    status: TaskStatus,
+    created_at: &'a str,
+    user_id: Option<&'a str>,
+    task_version: Option<i64>,
 }
 
-fn field(name: &str, v: Value) -> (String, Value) {
-    (name.to_owned(), v)
+#[derive(Serialize)]
+struct UpdatedV1<'a> {
+    task_id: i64,
+    title: &'a str,
+    description: Option<&'a str>,
+    status: TaskStatus,
+    updated_at: &'a str,
+    changes: Changes,
 }
 
-fn envelope_value(e: &Event) -> Value {
-    Value::Record(vec![
-        field("event_id", uuid(&e.event_id)),
-        field("event_type", s(e.event_type().as_str())),
-        field("event_version", s(e.event_version.as_str())),
-        field("timestamp", ts(&e.timestamp)),
-        field("correlation_id", uuid(&e.correlation_id)),
-        field("source", s(&e.source)),
-        field("payload", payload_value(&e.payload, e.event_version)),
-    ])
+#[derive(Serialize)]
+struct UpdatedV2<'a> {
+    task_id: i64,
+    title: &'a str,
+    description: Option<&'a str>,
+    status: TaskStatus,
+    updated_at: &'a str,
+    changes: Changes,
+    user_id: Option<&'a str>,
+    task_version: Option<i64>,
 }
 
-fn payload_value(p: &Payload, version: EventVersion) -> Value {
-    let v2 = version == EventVersion::V2;
-    let mut fields = Vec::with_capacity(8);
-    match p {
+#[derive(Serialize)]
+struct DeletedV1<'a> {
+    task_id: i64,
+    deleted_at: &'a str,
+}
+
+#[derive(Serialize)]
+struct CompletedV1<'a> {
+    task_id: i64,
+    completed_at: &'a str,
+}
+
+#[derive(Serialize)]
+struct DeletedV2<'a> {
+    task_id: i64,
+    deleted_at: &'a str,
+    user_id: Option<&'a str>,
+    task_version: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct CompletedV2<'a> {
+    task_id: i64,
+    completed_at: &'a str,
+    user_id: Option<&'a str>,
+    task_version: Option<i64>,
+}
+
+/// Encodes `event` in its version's schema: marker, fingerprint, body.
+pub(crate) fn encode(event: &Event) -> Result<Vec<u8>, EncodeError> {
+    let info = schema::get(event.event_type(), event.event_version);
+    let mut out = Vec::with_capacity(320);
+    out.extend_from_slice(&info.single_object_header());
+
+    let mut id_buf = [0u8; 36];
+    let mut corr_buf = [0u8; 36];
+    let timestamp = text::format(&event.timestamp);
+    let head = Head {
+        event_id: event.event_id.hyphenated().encode_lower(&mut id_buf),
+        event_type: event.event_type().as_str(),
+        event_version: event.event_version.as_str(),
+        timestamp: &timestamp,
+        correlation_id: event
+            .correlation_id
+            .hyphenated()
+            .encode_lower(&mut corr_buf),
+        source: &event.source,
+    };
+    let v2 = event.event_version == EventVersion::V2;
+    let schema = info.schema();
+    let written = match &event.payload {
         Payload::Created(c) => {
-            fields.push(field("task_id", Value::Long(c.task_id)));
-            fields.push(field("title", s(&c.title)));
-            fields.push(field("description", opt_string(&c.description)));
-            fields.push(field("status", status(c.status)));
-            fields.push(field("created_at", ts(&c.created_at)));
-            fields.push(field("user_id", opt_string(&c.user_id)));
+            let created_at = text::format(&c.created_at);
             if v2 {
-                fields.push(field("task_version", opt_long(c.task_version)));
+                write_avro_datum_ref(
+                    schema,
+                    &head.with(CreatedV2 {
+                        task_id: c.task_id,
+                        title: &c.title,
+                        description: c.description.as_deref(),
+                        status: c.status,
+                        created_at: &created_at,
+                        user_id: c.user_id.as_deref(),
+                        task_version: c.task_version,
+                    }),
+                    &mut out,
+                )
+            } else {
+                write_avro_datum_ref(
+                    schema,
+                    &head.with(CreatedV1 {
+                        task_id: c.task_id,
+                        title: &c.title,
+                        description: c.description.as_deref(),
+                        status: c.status,
+                        created_at: &created_at,
+                        user_id: c.user_id.as_deref(),
+                    }),
+                    &mut out,
+                )
             }
         }
         Payload::Updated(u) => {
-            fields.push(field("task_id", Value::Long(u.task_id)));
-            fields.push(field("title", s(&u.title)));
-            fields.push(field("description", opt_string(&u.description)));
-            fields.push(field("status", status(u.status)));
-            fields.push(field("updated_at", ts(&u.updated_at)));
-            fields.push(field(
-                "changes",
-                Value::Record(vec![
-                    field("title", Value::Boolean(u.changes.title)),
-                    field("description", Value::Boolean(u.changes.description)),
-                    field("status", Value::Boolean(u.changes.status)),
-                ]),
-            ));
+            let updated_at = text::format(&u.updated_at);
             if v2 {
-                fields.push(field("user_id", opt_string(&u.user_id)));
-                fields.push(field("task_version", opt_long(u.task_version)));
+                write_avro_datum_ref(
+                    schema,
+                    &head.with(UpdatedV2 {
+                        task_id: u.task_id,
+                        title: &u.title,
+                        description: u.description.as_deref(),
+                        status: u.status,
+                        updated_at: &updated_at,
+                        changes: u.changes,
+                        user_id: u.user_id.as_deref(),
+                        task_version: u.task_version,
+                    }),
+                    &mut out,
+                )
+            } else {
+                write_avro_datum_ref(
+                    schema,
+                    &head.with(UpdatedV1 {
+                        task_id: u.task_id,
+                        title: &u.title,
+                        description: u.description.as_deref(),
+                        status: u.status,
+                        updated_at: &updated_at,
+                        changes: u.changes,
+                    }),
+                    &mut out,
+                )
             }
         }
         Payload::Deleted(d) => {
-            fields.push(field("task_id", Value::Long(d.task_id)));
-            fields.push(field("deleted_at", ts(&d.deleted_at)));
+            let deleted_at = text::format(&d.deleted_at);
             if v2 {
-                fields.push(field("user_id", opt_string(&d.user_id)));
-                fields.push(field("task_version", opt_long(d.task_version)));
+                write_avro_datum_ref(
+                    schema,
+                    &head.with(DeletedV2 {
+                        task_id: d.task_id,
+                        deleted_at: &deleted_at,
+                        user_id: d.user_id.as_deref(),
+                        task_version: d.task_version,
+                    }),
+                    &mut out,
+                )
+            } else {
+                write_avro_datum_ref(
+                    schema,
+                    &head.with(DeletedV1 {
+                        task_id: d.task_id,
+                        deleted_at: &deleted_at,
+                    }),
+                    &mut out,
+                )
             }
         }
         Payload::Completed(c) => {
-            fields.push(field("task_id", Value::Long(c.task_id)));
-            fields.push(field("completed_at", ts(&c.completed_at)));
+            let completed_at = text::format(&c.completed_at);
             if v2 {
-                fields.push(field("user_id", opt_string(&c.user_id)));
-                fields.push(field("task_version", opt_long(c.task_version)));
+                write_avro_datum_ref(
+                    schema,
+                    &head.with(CompletedV2 {
+                        task_id: c.task_id,
+                        completed_at: &completed_at,
+                        user_id: c.user_id.as_deref(),
+                        task_version: c.task_version,
+                    }),
+                    &mut out,
+                )
+            } else {
+                write_avro_datum_ref(
+                    schema,
+                    &head.with(CompletedV1 {
+                        task_id: c.task_id,
+                        completed_at: &completed_at,
+                    }),
+                    &mut out,
+                )
             }
         }
-    }
-    Value::Record(fields)
+    };
+    written.map_err(|e| EncodeError::Avro(truncate(&e.to_string(), 300)))?;
+    Ok(out)
 }
 
 // ------------------------------------------------------------------ decoding
