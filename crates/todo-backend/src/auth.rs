@@ -22,7 +22,10 @@ impl Auth {
     pub fn hs256(secret: &str) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self { key: DecodingKey::from_secret(secret.as_bytes()), validation }
+        Self {
+            key: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        }
     }
 
     /// The token's subject, if the token is valid.
@@ -31,7 +34,9 @@ impl Auth {
             // NB: never echo the token itself.
             .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
         if data.claims.sub.is_empty() || data.claims.sub.len() > 255 {
-            return Err(ApiError::Unauthorized("the token's sub must be 1 to 255 characters".into()));
+            return Err(ApiError::Unauthorized(
+                "the token's sub must be 1 to 255 characters".into(),
+            ));
         }
         Ok(data.claims.sub)
     }
@@ -45,12 +50,22 @@ mod tests {
     fn token(secret: &str, sub: &str, exp_offset: i64) -> String {
         let exp = chrono::Utc::now().timestamp() + exp_offset;
         let claims = serde_json::json!({ "sub": sub, "exp": exp });
-        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     }
 
     #[test]
     fn a_valid_token_yields_its_subject() {
-        assert_eq!(Auth::hs256("s3cret").subject(&token("s3cret", "alice", 600)).unwrap(), "alice");
+        assert_eq!(
+            Auth::hs256("s3cret")
+                .subject(&token("s3cret", "alice", 600))
+                .unwrap(),
+            "alice"
+        );
     }
 
     #[test]

@@ -16,7 +16,12 @@ pub struct Config {
     #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
     /// PostgreSQL connection URL.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://todo:todo@127.0.0.1:5432/todo", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://todo:todo@127.0.0.1:5432/todo",
+        hide_env_values = true
+    )]
     pub database_url: Secret,
     /// Connections in the pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 32)]
@@ -63,25 +68,53 @@ pub struct RelayArgs {
     #[arg(long = "relay-enabled", env = "RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub enabled: bool,
     /// Outbox rows claimed per batch.
-    #[arg(long = "relay-batch-size", env = "RELAY_BATCH_SIZE", default_value_t = 2_000)]
+    #[arg(
+        long = "relay-batch-size",
+        env = "RELAY_BATCH_SIZE",
+        default_value_t = 2_000
+    )]
     pub batch_size: i64,
     /// Poll interval when no wake-up arrives (the fallback to LISTEN/NOTIFY).
-    #[arg(long = "relay-poll-interval-ms", env = "RELAY_POLL_INTERVAL_MS", default_value_t = 500)]
+    #[arg(
+        long = "relay-poll-interval-ms",
+        env = "RELAY_POLL_INTERVAL_MS",
+        default_value_t = 500
+    )]
     pub poll_interval_ms: u64,
     /// How often a standby relay tries to become the active one.
-    #[arg(long = "relay-standby-interval-ms", env = "RELAY_STANDBY_INTERVAL_MS", default_value_t = 1_000)]
+    #[arg(
+        long = "relay-standby-interval-ms",
+        env = "RELAY_STANDBY_INTERVAL_MS",
+        default_value_t = 1_000
+    )]
     pub standby_interval_ms: u64,
     /// First backoff after a failed batch; doubles up to the cap.
-    #[arg(long = "relay-backoff-base-ms", env = "RELAY_BACKOFF_BASE_MS", default_value_t = 200)]
+    #[arg(
+        long = "relay-backoff-base-ms",
+        env = "RELAY_BACKOFF_BASE_MS",
+        default_value_t = 200
+    )]
     pub backoff_base_ms: u64,
     /// Longest backoff between failed batches.
-    #[arg(long = "relay-backoff-cap-ms", env = "RELAY_BACKOFF_CAP_MS", default_value_t = 10_000)]
+    #[arg(
+        long = "relay-backoff-cap-ms",
+        env = "RELAY_BACKOFF_CAP_MS",
+        default_value_t = 10_000
+    )]
     pub backoff_cap_ms: u64,
     /// How long published rows are kept for replay (default 7 days, like the topics).
-    #[arg(long = "outbox-retention-hours", env = "OUTBOX_RETENTION_HOURS", default_value_t = 168)]
+    #[arg(
+        long = "outbox-retention-hours",
+        env = "OUTBOX_RETENTION_HOURS",
+        default_value_t = 168
+    )]
     pub retention_hours: u64,
     /// How often published rows past retention are pruned.
-    #[arg(long = "outbox-prune-interval-s", env = "OUTBOX_PRUNE_INTERVAL_S", default_value_t = 300)]
+    #[arg(
+        long = "outbox-prune-interval-s",
+        env = "OUTBOX_PRUNE_INTERVAL_S",
+        default_value_t = 300
+    )]
     pub prune_interval_s: u64,
 }
 

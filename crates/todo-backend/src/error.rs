@@ -55,11 +55,15 @@ impl From<sqlx::Error> for ApiError {
 /// Connection-level failures: the database is down, restarting or saturated.
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {
             // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now,
             // 08xxx connection exceptions, 53300 too_many_connections.
-            db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300")
+            db.code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300")
         }
         _ => false,
     }
@@ -89,20 +93,32 @@ impl ApiError {
     fn problem(&self) -> Problem {
         let status = self.status_code();
         let (kind, detail, errors) = match self {
-            ApiError::MalformedJson(d) => ("malformed-json", format!("the body is not valid JSON: {d}"), vec![]),
+            ApiError::MalformedJson(d) => (
+                "malformed-json",
+                format!("the body is not valid JSON: {d}"),
+                vec![],
+            ),
             ApiError::BadRequest(errs) => ("invalid-parameter", summary(errs), errs.clone()),
             ApiError::Validation(errs) => ("validation", summary(errs), errs.clone()),
-            ApiError::PayloadTooLarge { limit } => {
-                ("payload-too-large", format!("the body is larger than {limit} bytes"), vec![])
-            }
-            ApiError::UnsupportedMediaType => {
-                ("unsupported-media-type", "send the body as Content-Type: application/json".into(), vec![])
-            }
+            ApiError::PayloadTooLarge { limit } => (
+                "payload-too-large",
+                format!("the body is larger than {limit} bytes"),
+                vec![],
+            ),
+            ApiError::UnsupportedMediaType => (
+                "unsupported-media-type",
+                "send the body as Content-Type: application/json".into(),
+                vec![],
+            ),
             ApiError::Unauthorized(d) => ("unauthorized", d.clone(), vec![]),
-            ApiError::TaskNotFound(id) => ("not-found", format!("task {id} does not exist"), vec![]),
-            ApiError::Unavailable(_) => {
-                ("unavailable", "the database is unavailable; retry shortly".into(), vec![])
+            ApiError::TaskNotFound(id) => {
+                ("not-found", format!("task {id} does not exist"), vec![])
             }
+            ApiError::Unavailable(_) => (
+                "unavailable",
+                "the database is unavailable; retry shortly".into(),
+                vec![],
+            ),
             ApiError::Internal(_) => ("internal", "an internal error occurred".into(), vec![]),
         };
         Problem {
@@ -116,7 +132,10 @@ impl ApiError {
 }
 
 fn summary(errs: &[FieldError]) -> String {
-    errs.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+    errs.iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// An RFC 9457 problem document.
@@ -144,8 +163,10 @@ impl IntoResponse for ApiError {
         }
         let problem = self.problem();
         let mut resp = (self.status_code(), axum::Json(problem)).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         resp
     }
 }

@@ -36,7 +36,9 @@ where
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge { limit: crate::startup::BODY_LIMIT_BYTES }
+                ApiError::PayloadTooLarge {
+                    limit: crate::startup::BODY_LIMIT_BYTES,
+                }
             } else {
                 ApiError::MalformedJson(rej.body_text())
             }
@@ -45,10 +47,12 @@ where
         // every body of this API is an object, so anything else is refused.
         match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{') => parse_json(&bytes).map(AppJson),
-            Some(b'[' | b'"' | b't' | b'f' | b'n' | b'-' | b'0'..=b'9') => {
-                Err(ApiError::Validation(vec![FieldError::new("body", "must be a JSON object")]))
-            }
-            _ => parse_json::<serde_json::Value>(&bytes).and(Err(ApiError::MalformedJson("expected a JSON object".into()))),
+            Some(b'[' | b'"' | b't' | b'f' | b'n' | b'-' | b'0'..=b'9') => Err(
+                ApiError::Validation(vec![FieldError::new("body", "must be a JSON object")]),
+            ),
+            _ => parse_json::<serde_json::Value>(&bytes).and(Err(ApiError::MalformedJson(
+                "expected a JSON object".into(),
+            ))),
         }
     }
 }
@@ -65,17 +69,23 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let inner = err.into_inner();
             return Err(match inner.classify() {
                 Category::Data => ApiError::Validation(vec![field_error(&path, &inner)]),
-                Category::Syntax | Category::Eof | Category::Io => ApiError::MalformedJson(inner.to_string()),
+                Category::Syntax | Category::Eof | Category::Io => {
+                    ApiError::MalformedJson(inner.to_string())
+                }
             });
         }
     };
-    de.end().map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    de.end()
+        .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     Ok(value)
 }
 
 fn field_error(path: &str, err: &serde_json::Error) -> FieldError {
     let full = err.to_string();
-    let message = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m).to_owned();
+    let message = full
+        .rsplit_once(" at line ")
+        .map_or(full.as_str(), |(m, _)| m)
+        .to_owned();
     // serde names unknown and missing fields only in its message.
     let named = ["unknown field `", "missing field `"]
         .iter()
@@ -99,10 +109,13 @@ impl<S: Send + Sync> FromRequestParts<S> for TaskIdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(vec![FieldError::new("id", e.body_text())]))?;
-        TaskId::parse(&raw).map(TaskIdPath).map_err(|e| ApiError::BadRequest(vec![e]))
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::BadRequest(vec![FieldError::new("id", e.body_text())]))?;
+        TaskId::parse(&raw)
+            .map(TaskIdPath)
+            .map_err(|e| ApiError::BadRequest(vec![e]))
     }
 }
 
@@ -117,7 +130,11 @@ pub struct CorrelationId(pub Uuid);
 impl CorrelationId {
     /// Reads the caller's header value, or makes a new id.
     pub fn from_header(value: Option<&str>) -> Self {
-        Self(value.and_then(|v| Uuid::parse_str(v.trim()).ok()).unwrap_or_else(Uuid::new_v4))
+        Self(
+            value
+                .and_then(|v| Uuid::parse_str(v.trim()).ok())
+                .unwrap_or_else(Uuid::new_v4),
+        )
     }
 }
 
@@ -125,7 +142,11 @@ impl<S: Send + Sync> FromRequestParts<S> for CorrelationId {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<CorrelationId>().copied().unwrap_or_else(|| CorrelationId(Uuid::new_v4())))
+        Ok(parts
+            .extensions
+            .get::<CorrelationId>()
+            .copied()
+            .unwrap_or_else(|| CorrelationId(Uuid::new_v4())))
     }
 }
 
@@ -136,11 +157,22 @@ pub struct CurrentUser(pub Option<String>);
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(auth) = state.auth.as_ref() else { return Ok(CurrentUser(None)) };
-        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(auth) = state.auth.as_ref() else {
+            return Ok(CurrentUser(None));
+        };
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         let token = header
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .ok_or_else(|| ApiError::Unauthorized("a Bearer token is required".into()))?;
         Auth::subject(auth, token.trim()).map(|sub| CurrentUser(Some(sub)))
     }
@@ -161,7 +193,9 @@ mod tests {
     fn field_of(r: Result<Body, ApiError>) -> (u16, String) {
         match r.unwrap_err() {
             e @ ApiError::Validation(_) => {
-                let ApiError::Validation(ref f) = e else { unreachable!() };
+                let ApiError::Validation(ref f) = e else {
+                    unreachable!()
+                };
                 (e.status_code().as_u16(), f[0].field.clone())
             }
             e => (e.status_code().as_u16(), String::new()),
@@ -170,10 +204,19 @@ mod tests {
 
     #[test]
     fn unknown_missing_and_mistyped_fields_are_named() {
-        assert_eq!(field_of(parse_json(br#"{"title":"a","x":1}"#)), (422, "x".into()));
+        assert_eq!(
+            field_of(parse_json(br#"{"title":"a","x":1}"#)),
+            (422, "x".into())
+        );
         assert_eq!(field_of(parse_json(br#"{"n":1}"#)), (422, "title".into()));
-        assert_eq!(field_of(parse_json(br#"{"title":5}"#)), (422, "title".into()));
-        assert_eq!(field_of(parse_json(br#"{"title":"a","n":"x"}"#)), (422, "n".into()));
+        assert_eq!(
+            field_of(parse_json(br#"{"title":5}"#)),
+            (422, "title".into())
+        );
+        assert_eq!(
+            field_of(parse_json(br#"{"title":"a","n":"x"}"#)),
+            (422, "n".into())
+        );
     }
 
     #[test]
@@ -187,6 +230,9 @@ mod tests {
     fn a_correlation_id_that_is_not_a_uuid_is_replaced() {
         let given = "0b6c1b0e-8f6b-4f2a-9a53-7f0f2b3c9d11";
         assert_eq!(CorrelationId::from_header(Some(given)).0.to_string(), given);
-        assert_ne!(CorrelationId::from_header(Some("not-a-uuid")).0.to_string(), "not-a-uuid");
+        assert_ne!(
+            CorrelationId::from_header(Some("not-a-uuid")).0.to_string(),
+            "not-a-uuid"
+        );
     }
 }

@@ -3,7 +3,9 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Events acknowledged by Kafka, by event type.
@@ -23,8 +25,9 @@ pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
 /// HTTP request latency by route and method.
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
 
-const LATENCY_BUCKETS: &[f64] =
-    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -37,14 +40,38 @@ pub fn install() -> PrometheusHandle {
                 .expect("buckets are not empty")
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
-            describe_counter!(EVENTS_PUBLISHED_TOTAL, "Events acknowledged by Kafka, by event type");
-            describe_counter!(EVENTS_PUBLISHED_FAILURES_TOTAL, "Failed event publish attempts (retried)");
-            describe_histogram!(EVENT_PUBLISH_DURATION_SECONDS, Unit::Seconds, "Publish latency: send to acknowledgement");
+            describe_counter!(
+                EVENTS_PUBLISHED_TOTAL,
+                "Events acknowledged by Kafka, by event type"
+            );
+            describe_counter!(
+                EVENTS_PUBLISHED_FAILURES_TOTAL,
+                "Failed event publish attempts (retried)"
+            );
+            describe_histogram!(
+                EVENT_PUBLISH_DURATION_SECONDS,
+                Unit::Seconds,
+                "Publish latency: send to acknowledgement"
+            );
             describe_gauge!(OUTBOX_DEPTH, "Outbox rows not yet published");
-            describe_gauge!(OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS, Unit::Seconds, "Age of the oldest unpublished outbox row");
-            describe_gauge!(OUTBOX_RELAY_ACTIVE, "1 while this process is the active outbox relay");
-            describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests by route, method and status");
-            describe_histogram!(HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "HTTP request latency");
+            describe_gauge!(
+                OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS,
+                Unit::Seconds,
+                "Age of the oldest unpublished outbox row"
+            );
+            describe_gauge!(
+                OUTBOX_RELAY_ACTIVE,
+                "1 while this process is the active outbox relay"
+            );
+            describe_counter!(
+                HTTP_REQUESTS_TOTAL,
+                "HTTP requests by route, method and status"
+            );
+            describe_histogram!(
+                HTTP_REQUEST_DURATION_SECONDS,
+                Unit::Seconds,
+                "HTTP request latency"
+            );
             handle
         })
         .clone()
@@ -76,7 +103,11 @@ pub(crate) fn http_request(route: &str, method: &str, status: u16, elapsed: Dura
 }
 
 /// Samples the outbox gauges every `every` until cancelled.
-pub async fn sample_outbox(pool: sqlx::PgPool, every: Duration, cancel: tokio_util::sync::CancellationToken) {
+pub async fn sample_outbox(
+    pool: sqlx::PgPool,
+    every: Duration,
+    cancel: tokio_util::sync::CancellationToken,
+) {
     loop {
         let row: Result<(i64, Option<f64>), _> = sqlx::query_as(
             "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8

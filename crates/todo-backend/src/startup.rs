@@ -58,10 +58,18 @@ impl Application {
             .connect(config.database_url.expose())
             .await
             .context("connecting to DATABASE_URL")?;
-        sqlx::migrate!("./migrations").run(&pool).await.context("running migrations")?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .context("running migrations")?;
 
         let topics = TopicNames::new(config.kafka.topic_prefix.clone());
-        let events = EventWriter::new(config.events_enabled, config.event_version, config.event_content_type, topics.clone());
+        let events = EventWriter::new(
+            config.events_enabled,
+            config.event_version,
+            config.event_content_type,
+            topics.clone(),
+        );
         let relay = if config.relay.enabled {
             let producer_cfg = config.kafka.producer_config(&config.producer)?;
             let admin_cfg = config.kafka.client_config(&[])?;
@@ -69,8 +77,15 @@ impl Application {
                 .await
                 .context("provisioning Kafka topics")?;
             tracing::info!(created = ?report.created, existing = report.existing.len(), "topics provisioned");
-            let producer: FutureProducer = producer_cfg.create().context("creating the Kafka producer")?;
-            Some(Relay::new(pool.clone(), producer, config.relay.clone(), events.wake_signal()))
+            let producer: FutureProducer = producer_cfg
+                .create()
+                .context("creating the Kafka producer")?;
+            Some(Relay::new(
+                pool.clone(),
+                producer,
+                config.relay.clone(),
+                events.wake_signal(),
+            ))
         } else {
             None
         };
@@ -78,25 +93,42 @@ impl Application {
         let state = AppState {
             pool: pool.clone(),
             events,
-            auth: config.jwt_hs256_secret.as_ref().map(|s| Arc::new(Auth::hs256(s.expose()))),
+            auth: config
+                .jwt_hs256_secret
+                .as_ref()
+                .map(|s| Arc::new(Auth::hs256(s.expose()))),
             metrics,
         };
         let router = Router::new()
             .merge(routes::tasks::router())
             .merge(routes::health::router())
             .merge(routes::openapi::router())
-            .layer(axum::middleware::from_fn(crate::telemetry::correlation_layer))
+            .layer(axum::middleware::from_fn(
+                crate::telemetry::correlation_layer,
+            ))
             .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-            .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_millis(config.request_timeout_ms)))
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                Duration::from_millis(config.request_timeout_ms),
+            ))
             .layer(CatchPanicLayer::new())
             .with_state(state);
-        let listener = TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;
-        Ok(Self { listener, router, relay, pool })
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding {}", config.http_addr))?;
+        Ok(Self {
+            listener,
+            router,
+            relay,
+            pool,
+        })
     }
 
     /// The bound address (port 0 in tests becomes a real port).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The bound port.
@@ -106,9 +138,14 @@ impl Application {
 
     /// Serves until `cancel`, then drains requests and stops the relay.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
-        let relay = self.relay.map(|r| tokio::spawn(r.run(cancel.child_token())));
-        let sampler =
-            tokio::spawn(crate::metrics::sample_outbox(self.pool.clone(), Duration::from_secs(2), cancel.child_token()));
+        let relay = self
+            .relay
+            .map(|r| tokio::spawn(r.run(cancel.child_token())));
+        let sampler = tokio::spawn(crate::metrics::sample_outbox(
+            self.pool.clone(),
+            Duration::from_secs(2),
+            cancel.child_token(),
+        ));
         let server_cancel = cancel.clone();
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move { server_cancel.cancelled().await })

@@ -56,22 +56,42 @@ fn parse_property(s: &str) -> Result<(String, String), ConfigError> {
 #[derive(clap::Args, Clone, Debug)]
 pub struct KafkaArgs {
     /// Comma-separated host:port list of brokers.
-    #[arg(long = "kafka-bootstrap-servers", env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long = "kafka-bootstrap-servers",
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
     pub bootstrap_servers: String,
     /// Prefix put in front of every topic name (isolates tests and environments).
-    #[arg(long = "kafka-topic-prefix", env = "KAFKA_TOPIC_PREFIX", default_value = "")]
+    #[arg(
+        long = "kafka-topic-prefix",
+        env = "KAFKA_TOPIC_PREFIX",
+        default_value = ""
+    )]
     pub topic_prefix: String,
     /// SASL username; with it the clients use SASL (SCRAM-SHA-512 by default).
     #[arg(long = "kafka-sasl-username", env = "KAFKA_SASL_USERNAME")]
     pub sasl_username: Option<String>,
     /// SASL password.
-    #[arg(long = "kafka-sasl-password", env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long = "kafka-sasl-password",
+        env = "KAFKA_SASL_PASSWORD",
+        hide_env_values = true
+    )]
     pub sasl_password: Option<Secret>,
     /// SASL mechanism.
-    #[arg(long = "kafka-sasl-mechanism", env = "KAFKA_SASL_MECHANISM", default_value = "SCRAM-SHA-512")]
+    #[arg(
+        long = "kafka-sasl-mechanism",
+        env = "KAFKA_SASL_MECHANISM",
+        default_value = "SCRAM-SHA-512"
+    )]
     pub sasl_mechanism: String,
     /// security.protocol when SASL is on (SASL_PLAINTEXT or SASL_SSL).
-    #[arg(long = "kafka-security-protocol", env = "KAFKA_SECURITY_PROTOCOL", default_value = "SASL_PLAINTEXT")]
+    #[arg(
+        long = "kafka-security-protocol",
+        env = "KAFKA_SECURITY_PROTOCOL",
+        default_value = "SASL_PLAINTEXT"
+    )]
     pub security_protocol: String,
     /// Extra librdkafka properties, `key=value`, comma-separated in the environment.
     #[arg(long = "kafka-property", env = "KAFKA_PROPERTIES", value_delimiter = ',', value_parser = |s: &str| parse_property(s).map_err(|e| e.to_string()))]
@@ -99,13 +119,21 @@ impl KafkaArgs {
         let mut reserved: Vec<&str> = vec!["bootstrap.servers"];
         cfg.set("bootstrap.servers", &self.bootstrap_servers);
         if let Some(user) = &self.sasl_username {
-            reserved.extend(["security.protocol", "sasl.mechanisms", "sasl.username", "sasl.password"]);
+            reserved.extend([
+                "security.protocol",
+                "sasl.mechanisms",
+                "sasl.username",
+                "sasl.password",
+            ]);
             cfg.set("security.protocol", &self.security_protocol)
                 .set("sasl.mechanisms", &self.sasl_mechanism)
                 .set("sasl.username", user)
                 .set(
                     "sasl.password",
-                    self.sasl_password.as_ref().map(Secret::expose).unwrap_or(""),
+                    self.sasl_password
+                        .as_ref()
+                        .map(Secret::expose)
+                        .unwrap_or(""),
                 );
         }
         for (k, v) in typed {
@@ -140,10 +168,18 @@ pub struct ProducerArgs {
     #[arg(long = "kafka-linger-ms", env = "KAFKA_LINGER_MS", default_value_t = 2)]
     pub linger_ms: u32,
     /// How long librdkafka keeps retrying one message before reporting it failed.
-    #[arg(long = "kafka-message-timeout-ms", env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 120_000)]
+    #[arg(
+        long = "kafka-message-timeout-ms",
+        env = "KAFKA_MESSAGE_TIMEOUT_MS",
+        default_value_t = 120_000
+    )]
     pub message_timeout_ms: u32,
     /// Compression codec for record batches.
-    #[arg(long = "kafka-compression", env = "KAFKA_COMPRESSION", default_value = "lz4")]
+    #[arg(
+        long = "kafka-compression",
+        env = "KAFKA_COMPRESSION",
+        default_value = "lz4"
+    )]
     pub compression: String,
 }
 

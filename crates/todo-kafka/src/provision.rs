@@ -14,22 +14,41 @@ use rdkafka::ClientConfig;
 #[derive(clap::Args, Clone, Debug)]
 pub struct TopicSettings {
     /// Partitions per topic.
-    #[arg(long = "kafka-topic-partitions", env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 3)]
+    #[arg(
+        long = "kafka-topic-partitions",
+        env = "KAFKA_TOPIC_PARTITIONS",
+        default_value_t = 3
+    )]
     pub partitions: i32,
     /// Replication factor; default min(3, number of brokers).
-    #[arg(long = "kafka-topic-replication-factor", env = "KAFKA_TOPIC_REPLICATION_FACTOR")]
+    #[arg(
+        long = "kafka-topic-replication-factor",
+        env = "KAFKA_TOPIC_REPLICATION_FACTOR"
+    )]
     pub replication_factor: Option<i32>,
     /// Retention in milliseconds (default 7 days).
-    #[arg(long = "kafka-topic-retention-ms", env = "KAFKA_TOPIC_RETENTION_MS", default_value_t = 604_800_000)]
+    #[arg(
+        long = "kafka-topic-retention-ms",
+        env = "KAFKA_TOPIC_RETENTION_MS",
+        default_value_t = 604_800_000
+    )]
     pub retention_ms: i64,
     /// min.insync.replicas; default 2 when the replication factor is 3 or more, else 1.
-    #[arg(long = "kafka-topic-min-insync-replicas", env = "KAFKA_TOPIC_MIN_INSYNC_REPLICAS")]
+    #[arg(
+        long = "kafka-topic-min-insync-replicas",
+        env = "KAFKA_TOPIC_MIN_INSYNC_REPLICAS"
+    )]
     pub min_insync_replicas: Option<i32>,
 }
 
 impl Default for TopicSettings {
     fn default() -> Self {
-        Self { partitions: 3, replication_factor: None, retention_ms: 604_800_000, min_insync_replicas: None }
+        Self {
+            partitions: 3,
+            replication_factor: None,
+            retention_ms: 604_800_000,
+            min_insync_replicas: None,
+        }
     }
 }
 
@@ -54,7 +73,10 @@ pub enum ProvisionError {
     Kafka(#[from] KafkaError),
     /// The broker refused to create a topic.
     #[error("could not create topic {topic}: {code}")]
-    Create { topic: String, code: RDKafkaErrorCode },
+    Create {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
     /// A blocking metadata call panicked or was cancelled.
     #[error("metadata task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -72,16 +94,28 @@ pub async fn provision_topics(
     let meta_admin = admin.clone();
     // NB: metadata calls block; keep them off the async runtime.
     let (brokers, partitions) = tokio::task::spawn_blocking(move || {
-        let md = meta_admin.inner().fetch_metadata(None, Duration::from_secs(10))?;
-        let parts: Vec<(String, usize)> =
-            md.topics().iter().map(|t| (t.name().to_owned(), t.partitions().len())).collect();
+        let md = meta_admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(10))?;
+        let parts: Vec<(String, usize)> = md
+            .topics()
+            .iter()
+            .map(|t| (t.name().to_owned(), t.partitions().len()))
+            .collect();
         Ok::<_, KafkaError>((md.brokers().len() as i32, parts))
     })
     .await??;
 
-    let rf = settings.replication_factor.unwrap_or_else(|| brokers.clamp(1, 3));
-    let min_isr = settings.min_insync_replicas.unwrap_or(if rf >= 3 { 2 } else { 1 });
-    let mut report = ProvisionReport { replication_factor: rf, ..Default::default() };
+    let rf = settings
+        .replication_factor
+        .unwrap_or_else(|| brokers.clamp(1, 3));
+    let min_isr = settings
+        .min_insync_replicas
+        .unwrap_or(if rf >= 3 { 2 } else { 1 });
+    let mut report = ProvisionReport {
+        replication_factor: rf,
+        ..Default::default()
+    };
 
     let retention = settings.retention_ms.to_string();
     let min_isr_s = min_isr.to_string();

@@ -11,7 +11,9 @@ pub struct TopicNames {
 impl TopicNames {
     /// Names with `prefix` in front of each (empty for the contract's names).
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
+        Self {
+            prefix: prefix.into(),
+        }
     }
 
     /// The prefix in use.

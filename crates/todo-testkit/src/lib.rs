@@ -39,16 +39,27 @@ impl Stack {
             kafka_bootstrap: required("KAFKA_BOOTSTRAP_SERVERS"),
             database_url: required("DATABASE_URL"),
             redis_url: required("REDIS_URL"),
-            brokers: std::env::var("KAFKA_BROKERS").ok().and_then(|b| b.parse().ok()).unwrap_or(1),
+            brokers: std::env::var("KAFKA_BROKERS")
+                .ok()
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(1),
         }
     }
 
     /// Creates an empty database for one test and returns its URL.
     pub async fn fresh_database(&self) -> anyhow::Result<String> {
         let name = format!("test_{}", short_id());
-        let mut conn = PgConnection::connect(&self.database_url).await.context("connect to DATABASE_URL")?;
-        sqlx::query(&format!(r#"CREATE DATABASE "{name}""#)).execute(&mut conn).await?;
-        let base = self.database_url.rsplit_once('/').map(|(b, _)| b).context("DATABASE_URL has no database")?;
+        let mut conn = PgConnection::connect(&self.database_url)
+            .await
+            .context("connect to DATABASE_URL")?;
+        sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
+            .execute(&mut conn)
+            .await?;
+        let base = self
+            .database_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .context("DATABASE_URL has no database")?;
         Ok(format!("{base}/{name}"))
     }
 
@@ -90,13 +101,21 @@ pub struct Record {
 impl Record {
     /// The value of header `name`, if present.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// Reads `topics` from the beginning with a fresh consumer group until `n`
 /// records arrived or `timeout` passed; returns what it read.
-pub async fn read_records(bootstrap: &str, topics: &[String], n: usize, timeout: Duration) -> anyhow::Result<Vec<Record>> {
+pub async fn read_records(
+    bootstrap: &str,
+    topics: &[String],
+    n: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Record>> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("test-reader-{}", short_id()))
@@ -117,7 +136,12 @@ pub async fn read_records(bootstrap: &str, topics: &[String], n: usize, timeout:
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|hd| (hd.key.to_owned(), String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned()))
+                    .map(|hd| {
+                        (
+                            hd.key.to_owned(),
+                            String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();

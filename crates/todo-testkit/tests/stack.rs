@@ -13,7 +13,9 @@ async fn a_record_produced_with_rdkafka_is_read_back_from_the_real_broker() {
     // Arrange
     let stack = Stack::from_env();
     let topic = format!("{}smoke", stack.unique_topic_prefix());
-    create_topics(&stack, std::slice::from_ref(&topic)).await.unwrap();
+    create_topics(&stack, std::slice::from_ref(&topic))
+        .await
+        .unwrap();
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &stack.kafka_bootstrap)
         .set("enable.idempotence", "true")
@@ -28,13 +30,23 @@ async fn a_record_produced_with_rdkafka_is_read_back_from_the_real_broker() {
             FutureRecord::to(&topic)
                 .key("42")
                 .payload(&value)
-                .headers(OwnedHeaders::new().insert(Header { key: "h", value: Some("v") })),
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "h",
+                    value: Some("v"),
+                })),
             Duration::from_secs(10),
         )
         .await
         .map_err(|(e, _)| e)
         .unwrap();
-    let records = read_records(&stack.kafka_bootstrap, &[topic.clone()], 1, Duration::from_secs(20)).await.unwrap();
+    let records = read_records(
+        &stack.kafka_bootstrap,
+        &[topic.clone()],
+        1,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
 
     // Assert
     assert_eq!(records.len(), 1, "the record should be read back");
@@ -50,7 +62,10 @@ async fn postgres_answers_in_a_fresh_database() {
     let stack = Stack::from_env();
     let url = stack.fresh_database().await.unwrap();
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let (db, two): (String, i32) = sqlx::query_as("select current_database(), 1 + 1").fetch_one(&pool).await.unwrap();
+    let (db, two): (String, i32) = sqlx::query_as("select current_database(), 1 + 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert!(db.starts_with("test_"));
     assert_eq!(two, 2);
 }
@@ -60,9 +75,31 @@ async fn redis_keeps_a_value_with_an_expiry() {
     let stack = Stack::from_env();
     let mut conn = todo_testkit::redis(&stack).await.unwrap();
     let key = format!("test:{}", todo_testkit::short_id());
-    let first: bool = redis::cmd("SET").arg(&key).arg("1").arg("NX").arg("EX").arg(60).query_async::<Option<String>>(&mut conn).await.unwrap().is_some();
-    let second: bool = redis::cmd("SET").arg(&key).arg("1").arg("NX").arg("EX").arg(60).query_async::<Option<String>>(&mut conn).await.unwrap().is_some();
-    let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut conn).await.unwrap();
+    let first: bool = redis::cmd("SET")
+        .arg(&key)
+        .arg("1")
+        .arg("NX")
+        .arg("EX")
+        .arg(60)
+        .query_async::<Option<String>>(&mut conn)
+        .await
+        .unwrap()
+        .is_some();
+    let second: bool = redis::cmd("SET")
+        .arg(&key)
+        .arg("1")
+        .arg("NX")
+        .arg("EX")
+        .arg(60)
+        .query_async::<Option<String>>(&mut conn)
+        .await
+        .unwrap()
+        .is_some();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert!(first && !second, "SET NX must succeed once");
     assert!(ttl > 0 && ttl <= 60);
 }

@@ -36,7 +36,9 @@ pub struct StatusColumn(pub TaskStatus);
 impl TryFrom<String> for StatusColumn {
     type Error = String;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse::<TaskStatus>().map(StatusColumn).map_err(|_| format!("unknown task status {s}"))
+        s.parse::<TaskStatus>()
+            .map(StatusColumn)
+            .map_err(|_| format!("unknown task status {s}"))
     }
 }
 

@@ -14,11 +14,17 @@ impl TaskDescription {
         if chars > Self::MAX_CHARS {
             return Err(FieldError::new(
                 "description",
-                format!("must be at most {} characters, got {chars}", Self::MAX_CHARS),
+                format!(
+                    "must be at most {} characters, got {chars}",
+                    Self::MAX_CHARS
+                ),
             ));
         }
         if raw.contains('\0') {
-            return Err(FieldError::new("description", "must not contain NUL characters"));
+            return Err(FieldError::new(
+                "description",
+                "must not contain NUL characters",
+            ));
         }
         Ok(Self(raw))
     }
@@ -41,7 +47,12 @@ mod tests {
     #[test]
     fn ten_thousand_characters_are_accepted_and_one_more_is_not() {
         assert!(TaskDescription::parse("x".repeat(10_000)).is_ok());
-        assert_eq!(TaskDescription::parse("x".repeat(10_001)).unwrap_err().field, "description");
+        assert_eq!(
+            TaskDescription::parse("x".repeat(10_001))
+                .unwrap_err()
+                .field,
+            "description"
+        );
     }
 
     #[test]

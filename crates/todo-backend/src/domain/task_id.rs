@@ -8,12 +8,18 @@ impl TaskId {
     /// Parses the path segment.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(FieldError::new("id", format!("must be a positive integer, got `{}`", truncate(raw))));
+            return Err(FieldError::new(
+                "id",
+                format!("must be a positive integer, got `{}`", truncate(raw)),
+            ));
         }
         match raw.parse::<i64>() {
             Ok(n) if n > 0 => Ok(Self(n)),
             Ok(_) => Err(FieldError::new("id", "must be a positive integer, got 0")),
-            Err(_) => Err(FieldError::new("id", format!("must be at most {}", i64::MAX))),
+            Err(_) => Err(FieldError::new(
+                "id",
+                format!("must be at most {}", i64::MAX),
+            )),
         }
     }
 
@@ -35,7 +41,11 @@ mod tests {
     fn ids_must_be_positive_integers_within_i64() {
         assert_eq!(TaskId::parse("42").unwrap().get(), 42);
         for bad in ["0", "-1", "abc", "1.5", "", "+3", "99999999999999999999"] {
-            assert_eq!(TaskId::parse(bad).unwrap_err().field, "id", "{bad} should be rejected");
+            assert_eq!(
+                TaskId::parse(bad).unwrap_err().field,
+                "id",
+                "{bad} should be rejected"
+            );
         }
     }
 }

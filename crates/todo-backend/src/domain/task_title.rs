@@ -16,10 +16,19 @@ impl TaskTitle {
             return Err(FieldError::new("title", "must not be empty"));
         }
         if chars > Self::MAX_CHARS {
-            return Err(FieldError::new("title", format!("must be at most {} characters, got {chars}", Self::MAX_CHARS)));
+            return Err(FieldError::new(
+                "title",
+                format!(
+                    "must be at most {} characters, got {chars}",
+                    Self::MAX_CHARS
+                ),
+            ));
         }
         if trimmed.chars().any(|c| c.is_control()) {
-            return Err(FieldError::new("title", "must not contain control characters"));
+            return Err(FieldError::new(
+                "title",
+                "must not contain control characters",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -42,7 +51,10 @@ mod tests {
 
     #[test]
     fn a_title_is_trimmed() {
-        assert_eq!(TaskTitle::parse("  buy milk \n").unwrap().as_str(), "buy milk");
+        assert_eq!(
+            TaskTitle::parse("  buy milk \n").unwrap().as_str(),
+            "buy milk"
+        );
     }
 
     #[test]

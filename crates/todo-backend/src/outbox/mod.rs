@@ -39,8 +39,19 @@ pub struct EventWriter {
 
 impl EventWriter {
     /// A writer; `enabled = false` is the spec's rollout flag (no rows at all).
-    pub fn new(enabled: bool, version: EventVersion, content_type: ContentType, topics: TopicNames) -> Self {
-        Self { enabled, version, content_type, topics, wake: Arc::new(Notify::new()) }
+    pub fn new(
+        enabled: bool,
+        version: EventVersion,
+        content_type: ContentType,
+        topics: TopicNames,
+    ) -> Self {
+        Self {
+            enabled,
+            version,
+            content_type,
+            topics,
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     /// The signal the in-process relay waits on.
@@ -70,8 +81,11 @@ impl EventWriter {
         let event = Event::new(payload, self.version, correlation_id);
         tracing::Span::current().record("event_id", tracing::field::display(event.event_id));
         let bytes = event.encode(self.content_type)?;
-        let headers: Vec<[String; 2]> =
-            event.headers(self.content_type).into_iter().map(|(k, v)| [k.to_owned(), v]).collect();
+        let headers: Vec<[String; 2]> = event
+            .headers(self.content_type)
+            .into_iter()
+            .map(|(k, v)| [k.to_owned(), v])
+            .collect();
         sqlx::query(
             "INSERT INTO outbox (event_id, event_type, topic, key, task_id, payload, headers, correlation_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -58,8 +58,18 @@ pub struct BatchOutcome {
 
 impl Relay {
     /// A relay over `pool`'s outbox, publishing with `producer`.
-    pub fn new(pool: PgPool, producer: FutureProducer, settings: RelayArgs, wake: Arc<Notify>) -> Self {
-        Self { pool, producer, settings, wake }
+    pub fn new(
+        pool: PgPool,
+        producer: FutureProducer,
+        settings: RelayArgs,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            pool,
+            producer,
+            settings,
+            wake,
+        }
     }
 
     /// Runs until `cancel`: stands by until elected, then relays. Returns
@@ -99,7 +109,9 @@ impl Relay {
             match self.try_lock().await {
                 Ok(Some(conn)) => return Some(conn),
                 Ok(None) if !logged => {
-                    tracing::info!("outbox relay on standby: another instance holds the relay lock");
+                    tracing::info!(
+                        "outbox relay on standby: another instance holds the relay lock"
+                    );
                     logged = true;
                 }
                 Ok(None) => {}
@@ -124,8 +136,10 @@ impl Relay {
 
     async fn try_lock(&self) -> Result<Option<PgConnection>, sqlx::Error> {
         let mut conn = self.pool.acquire().await?.detach();
-        let locked: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(RELAY_LOCK_KEY).fetch_one(&mut conn).await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(RELAY_LOCK_KEY)
+            .fetch_one(&mut conn)
+            .await?;
         if locked {
             Ok(Some(conn))
         } else {
@@ -135,7 +149,11 @@ impl Relay {
     }
 
     /// Relays while the lock connection lives.
-    async fn lead(&self, mut lock_conn: PgConnection, cancel: &CancellationToken) -> anyhow::Result<()> {
+    async fn lead(
+        &self,
+        mut lock_conn: PgConnection,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<()> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
         let mut failures: u32 = 0;
@@ -153,8 +171,15 @@ impl Relay {
             }
             if last_prune.elapsed() > Duration::from_secs(self.settings.prune_interval_s) {
                 last_prune = Instant::now();
-                match prune(&self.pool, Duration::from_secs(self.settings.retention_hours * 3600)).await {
-                    Ok(n) if n > 0 => tracing::info!(rows = n, "pruned published outbox rows past retention"),
+                match prune(
+                    &self.pool,
+                    Duration::from_secs(self.settings.retention_hours * 3600),
+                )
+                .await
+                {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(rows = n, "pruned published outbox rows past retention")
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "outbox prune failed"),
                 }
@@ -173,7 +198,12 @@ impl Relay {
                 Ok(o) => {
                     failures += 1;
                     let wait = backoff(failures, &self.settings);
-                    tracing::warn!(failed = o.failed, published = o.published, retry_in_ms = wait.as_millis() as u64, "outbox batch partly failed; retrying");
+                    tracing::warn!(
+                        failed = o.failed,
+                        published = o.published,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "outbox batch partly failed; retrying"
+                    );
                     tokio::select! { _ = cancel.cancelled() => {}, _ = tokio::time::sleep(wait) => {} }
                     continue;
                 }
@@ -215,13 +245,19 @@ impl Relay {
         let started = Instant::now();
         let mut in_flight = FuturesOrdered::new();
         for row in &rows {
-            let headers = row
-                .headers
-                .iter()
-                .fold(OwnedHeaders::new_with_capacity(row.headers.len()), |h, [k, v]| {
-                    h.insert(Header { key: k, value: Some(v.as_bytes()) })
-                });
-            let mut record = FutureRecord::to(&row.topic).key(&row.key).payload(&row.payload).headers(headers);
+            let headers = row.headers.iter().fold(
+                OwnedHeaders::new_with_capacity(row.headers.len()),
+                |h, [k, v]| {
+                    h.insert(Header {
+                        key: k,
+                        value: Some(v.as_bytes()),
+                    })
+                },
+            );
+            let mut record = FutureRecord::to(&row.topic)
+                .key(&row.key)
+                .payload(&row.payload)
+                .headers(headers);
             // NB: never await one send at a time; queue them all, then await
             // the delivery reports in order.
             let delivery = loop {
@@ -275,13 +311,19 @@ impl Relay {
                 .execute(&self.pool)
                 .await?;
         }
-        Ok(BatchOutcome { claimed: rows.len(), published: published.len(), failed: failed.len() })
+        Ok(BatchOutcome {
+            claimed: rows.len(),
+            published: published.len(),
+            failed: failed.len(),
+        })
     }
 }
 
 /// Exponential backoff with full jitter, capped.
 fn backoff(failures: u32, s: &RelayArgs) -> Duration {
-    let exp = s.backoff_base_ms.saturating_mul(1u64 << failures.min(16).saturating_sub(1));
+    let exp = s
+        .backoff_base_ms
+        .saturating_mul(1u64 << failures.min(16).saturating_sub(1));
     let capped = exp.min(s.backoff_cap_ms).max(1);
     Duration::from_millis(rand::random_range(capped / 2..=capped))
 }

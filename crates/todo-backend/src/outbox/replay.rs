@@ -12,7 +12,10 @@ pub enum Selection {
     /// Outbox ids `from..=to`.
     Ids { from: i64, to: i64 },
     /// Events written in `[from, to)`.
-    Time { from: DateTime<Utc>, to: DateTime<Utc> },
+    Time {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    },
     /// Every stored event of one task.
     Task(i64),
 }
@@ -37,7 +40,10 @@ pub async fn replay(pool: &PgPool, selection: &Selection) -> Result<u64, sqlx::E
     };
     let n = q.execute(pool).await?.rows_affected();
     if n > 0 {
-        sqlx::query("SELECT pg_notify($1, '')").bind(super::NOTIFY_CHANNEL).execute(pool).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(super::NOTIFY_CHANNEL)
+            .execute(pool)
+            .await?;
     }
     Ok(n)
 }

@@ -9,14 +9,29 @@ use crate::startup::AppState;
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "todo-backend", description = "Task API; every change becomes an event on Kafka."),
-    paths(
-        super::tasks::create_task, super::tasks::list_tasks, super::tasks::get_task,
-        super::tasks::update_task, super::tasks::delete_task, super::tasks::complete_task,
-        super::health::health, super::health::ready, super::health::metrics,
+    info(
+        title = "todo-backend",
+        description = "Task API; every change becomes an event on Kafka."
     ),
-    components(schemas(crate::domain::Task, crate::domain::FieldError, crate::error::Problem,
-        super::tasks::CreateTask, super::tasks::UpdateTask, super::tasks::TaskPage))
+    paths(
+        super::tasks::create_task,
+        super::tasks::list_tasks,
+        super::tasks::get_task,
+        super::tasks::update_task,
+        super::tasks::delete_task,
+        super::tasks::complete_task,
+        super::health::health,
+        super::health::ready,
+        super::health::metrics,
+    ),
+    components(schemas(
+        crate::domain::Task,
+        crate::domain::FieldError,
+        crate::error::Problem,
+        super::tasks::CreateTask,
+        super::tasks::UpdateTask,
+        super::tasks::TaskPage
+    ))
 )]
 pub struct ApiDoc;
 

@@ -27,7 +27,10 @@ pub const DEFAULT_PAGE: i64 = 50;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/tasks", post(create_task).get(list_tasks))
-        .route("/tasks/{id}", get(get_task).put(update_task).delete(delete_task))
+        .route(
+            "/tasks/{id}",
+            get(get_task).put(update_task).delete(delete_task),
+        )
         .route("/tasks/{id}/complete", post(complete_task))
 }
 
@@ -60,7 +63,9 @@ pub struct UpdateTask {
 }
 
 /// Distinguishes a field that is absent (`None`) from one that is `null`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<String>>, D::Error> {
+fn present<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
 }
 
@@ -107,12 +112,28 @@ pub async fn create_task(
 ) -> Result<(StatusCode, HeaderMap, Json<Task>)> {
     let title = TaskTitle::parse(&body.title);
     let description = body.description.map(TaskDescription::parse).transpose();
-    validate_all([title.as_ref().err(), description.as_ref().err()].into_iter().flatten().cloned().collect())?;
+    validate_all(
+        [title.as_ref().err(), description.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+    )?;
     let (title, description) = (title?, description?);
 
     let mut tx = state.pool.begin().await?;
-    let task = store::insert(&mut tx, title.as_str(), description.as_ref().map(|d| d.as_str()), user.as_deref()).await?;
-    state.events.record(&mut tx, payloads::created(&task), correlation.0).await.map_err(outbox_error)?;
+    let task = store::insert(
+        &mut tx,
+        title.as_str(),
+        description.as_ref().map(|d| d.as_str()),
+        user.as_deref(),
+    )
+    .await?;
+    state
+        .events
+        .record(&mut tx, payloads::created(&task), correlation.0)
+        .await
+        .map_err(outbox_error)?;
     tx.commit().await?;
     state.events.wake();
 
@@ -139,17 +160,29 @@ pub async fn list_tasks(
         match k.as_str() {
             "status" => match v.parse::<TaskStatus>() {
                 Ok(s) => status = Some(s),
-                Err(_) => errors.push(FieldError::new("status", "must be `incomplete` or `complete`")),
+                Err(_) => errors.push(FieldError::new(
+                    "status",
+                    "must be `incomplete` or `complete`",
+                )),
             },
             "limit" => match v.parse::<i64>() {
                 Ok(n) if (1..=MAX_PAGE).contains(&n) => limit = n,
-                _ => errors.push(FieldError::new("limit", format!("must be an integer from 1 to {MAX_PAGE}"))),
+                _ => errors.push(FieldError::new(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_PAGE}"),
+                )),
             },
             "cursor" => match v.parse::<i64>() {
                 Ok(n) if n >= 0 => after = n,
-                _ => errors.push(FieldError::new("cursor", "must be a next_cursor returned by this API")),
+                _ => errors.push(FieldError::new(
+                    "cursor",
+                    "must be a next_cursor returned by this API",
+                )),
             },
-            other => errors.push(FieldError::new(other, "unknown query parameter (status, limit, cursor)")),
+            other => errors.push(FieldError::new(
+                other,
+                "unknown query parameter (status, limit, cursor)",
+            )),
         }
     }
     if !errors.is_empty() {
@@ -175,7 +208,10 @@ pub async fn get_task(
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>> {
     let mut conn = state.pool.acquire().await?;
-    store::get(&mut conn, id.get(), user.as_deref()).await?.map(Json).ok_or(ApiError::TaskNotFound(id.get()))
+    store::get(&mut conn, id.get(), user.as_deref())
+        .await?
+        .map(Json)
+        .ok_or(ApiError::TaskNotFound(id.get()))
 }
 
 /// Change a task's title, description or status; publishes `task.updated`
@@ -198,13 +234,23 @@ pub async fn update_task(
         )]));
     }
     let title = body.title.as_deref().map(TaskTitle::parse).transpose();
-    let description = body.description.map(|d| d.map(TaskDescription::parse).transpose()).transpose();
-    validate_all([title.as_ref().err(), description.as_ref().err()].into_iter().flatten().cloned().collect())?;
+    let description = body
+        .description
+        .map(|d| d.map(TaskDescription::parse).transpose())
+        .transpose();
+    validate_all(
+        [title.as_ref().err(), description.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+    )?;
     let (title, description) = (title?, description?);
 
     let mut tx = state.pool.begin().await?;
-    let before =
-        store::get_for_update(&mut tx, id.get(), user.as_deref()).await?.ok_or(ApiError::TaskNotFound(id.get()))?;
+    let before = store::get_for_update(&mut tx, id.get(), user.as_deref())
+        .await?
+        .ok_or(ApiError::TaskNotFound(id.get()))?;
     let new_title = title.as_ref().map_or(before.title.as_str(), |t| t.as_str());
     let new_description = match &description {
         Some(d) => d.as_ref().map(|d| d.as_str()),
@@ -216,17 +262,29 @@ pub async fn update_task(
         (_, TaskStatus::Complete) => before.completed_at,
         (_, TaskStatus::Incomplete) => None,
     };
-    if new_title == before.title && new_description == before.description.as_deref() && new_status == before.status() {
+    if new_title == before.title
+        && new_description == before.description.as_deref()
+        && new_status == before.status()
+    {
         tx.rollback().await?;
         return Ok(Json(before));
     }
     let after = store::update(
         &mut tx,
         id.get(),
-        store::Changed { title: new_title, description: new_description, status: new_status, completed_at },
+        store::Changed {
+            title: new_title,
+            description: new_description,
+            status: new_status,
+            completed_at,
+        },
     )
     .await?;
-    state.events.record(&mut tx, payloads::updated(&before, &after), correlation.0).await.map_err(outbox_error)?;
+    state
+        .events
+        .record(&mut tx, payloads::updated(&before, &after), correlation.0)
+        .await
+        .map_err(outbox_error)?;
     tx.commit().await?;
     state.events.wake();
     Ok(Json(after))
@@ -242,10 +300,16 @@ pub async fn delete_task(
     TaskIdPath(id): TaskIdPath,
 ) -> Result<StatusCode> {
     let mut tx = state.pool.begin().await?;
-    let task = store::delete(&mut tx, id.get(), user.as_deref()).await?.ok_or(ApiError::TaskNotFound(id.get()))?;
+    let task = store::delete(&mut tx, id.get(), user.as_deref())
+        .await?
+        .ok_or(ApiError::TaskNotFound(id.get()))?;
     state
         .events
-        .record(&mut tx, payloads::deleted(&task, chrono::Utc::now()), correlation.0)
+        .record(
+            &mut tx,
+            payloads::deleted(&task, chrono::Utc::now()),
+            correlation.0,
+        )
         .await
         .map_err(outbox_error)?;
     tx.commit().await?;
@@ -263,8 +327,9 @@ pub async fn complete_task(
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>> {
     let mut tx = state.pool.begin().await?;
-    let before =
-        store::get_for_update(&mut tx, id.get(), user.as_deref()).await?.ok_or(ApiError::TaskNotFound(id.get()))?;
+    let before = store::get_for_update(&mut tx, id.get(), user.as_deref())
+        .await?
+        .ok_or(ApiError::TaskNotFound(id.get()))?;
     if before.status() == TaskStatus::Complete {
         tx.rollback().await?;
         return Ok(Json(before));
@@ -280,7 +345,11 @@ pub async fn complete_task(
         },
     )
     .await?;
-    state.events.record(&mut tx, payloads::completed(&after), correlation.0).await.map_err(outbox_error)?;
+    state
+        .events
+        .record(&mut tx, payloads::completed(&after), correlation.0)
+        .await
+        .map_err(outbox_error)?;
     tx.commit().await?;
     state.events.wake();
     Ok(Json(after))

@@ -6,7 +6,8 @@ use sqlx::PgConnection;
 
 use crate::domain::{Task, TaskStatus};
 
-const COLUMNS: &str = "id, title, description, status, user_id, created_at, updated_at, completed_at, version";
+const COLUMNS: &str =
+    "id, title, description, status, user_id, created_at, updated_at, completed_at, version";
 
 /// Inserts a new incomplete task.
 #[tracing::instrument(skip_all)]
@@ -28,18 +29,28 @@ pub async fn insert(
 
 /// One task, if it exists and the user may see it.
 #[tracing::instrument(skip(conn))]
-pub async fn get(conn: &mut PgConnection, id: i64, user: Option<&str>) -> sqlx::Result<Option<Task>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM tasks WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)"))
-        .bind(id)
-        .bind(user)
-        .fetch_optional(conn)
-        .await
+pub async fn get(
+    conn: &mut PgConnection,
+    id: i64,
+    user: Option<&str>,
+) -> sqlx::Result<Option<Task>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM tasks WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)"
+    ))
+    .bind(id)
+    .bind(user)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Like [`get`], locking the row until the transaction ends, so that changes
 /// to one task (and their outbox rows) are serialized in commit order.
 #[tracing::instrument(skip(conn))]
-pub async fn get_for_update(conn: &mut PgConnection, id: i64, user: Option<&str>) -> sqlx::Result<Option<Task>> {
+pub async fn get_for_update(
+    conn: &mut PgConnection,
+    id: i64,
+    user: Option<&str>,
+) -> sqlx::Result<Option<Task>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM tasks WHERE id = $1 AND ($2::text IS NULL OR user_id = $2) FOR UPDATE"
     ))
@@ -80,7 +91,11 @@ pub async fn update(conn: &mut PgConnection, id: i64, new: Changed<'_>) -> sqlx:
 
 /// Deletes a task the user may see; returns it as it was.
 #[tracing::instrument(skip(conn))]
-pub async fn delete(conn: &mut PgConnection, id: i64, user: Option<&str>) -> sqlx::Result<Option<Task>> {
+pub async fn delete(
+    conn: &mut PgConnection,
+    id: i64,
+    user: Option<&str>,
+) -> sqlx::Result<Option<Task>> {
     sqlx::query_as(&format!(
         "DELETE FROM tasks WHERE id = $1 AND ($2::text IS NULL OR user_id = $2) RETURNING {COLUMNS}"
     ))

@@ -59,7 +59,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 pub async fn start(stack: Stack, config: Config) -> TestApp {
     let database_url = config.database_url.expose().to_owned();
     let topics = TopicNames::new(config.kafka.topic_prefix.clone());
-    let app = Application::build(config).await.expect("the backend builds");
+    let app = Application::build(config)
+        .await
+        .expect("the backend builds");
     let address = format!("http://{}", app.local_addr());
     let cancel = CancellationToken::new();
     let handle = tokio::spawn(app.run_until_stopped(cancel.clone()));
@@ -81,11 +83,21 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn put_json(&self, path: &str, body: &Value) -> Response {
-        self.client.put(self.url(path)).json(body).send().await.unwrap()
+        self.client
+            .put(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn get(&self, path: &str) -> Response {
@@ -102,26 +114,44 @@ impl TestApp {
 
     /// Creates a task and returns its JSON.
     pub async fn create_task(&self, title: &str) -> Value {
-        let resp = self.post_json("/tasks", &serde_json::json!({ "title": title })).await;
+        let resp = self
+            .post_json("/tasks", &serde_json::json!({ "title": title }))
+            .await;
         assert_eq!(resp.status(), 201, "create should succeed");
         resp.json().await.unwrap()
     }
 
     /// Reads up to `n` records from this app's four task topics.
     pub async fn read_events(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        read_records(&self.stack.kafka_bootstrap, &self.topics.task_topics(), n, timeout).await.unwrap()
+        read_records(
+            &self.stack.kafka_bootstrap,
+            &self.topics.task_topics(),
+            n,
+            timeout,
+        )
+        .await
+        .unwrap()
     }
 
     /// Reads exactly `n` records (fails the test if fewer arrive in 30 s).
     pub async fn expect_events(&self, n: usize) -> Vec<(Record, Event)> {
         let records = self.read_events(n, Duration::from_secs(30)).await;
-        assert_eq!(records.len(), n, "expected {n} events on Kafka, read {}", records.len());
+        assert_eq!(
+            records.len(),
+            n,
+            "expected {n} events on Kafka, read {}",
+            records.len()
+        );
         records
             .into_iter()
             .map(|r| {
                 let canonical = self.topics.canonical(&r.topic).unwrap().to_owned();
-                let event = todo_events::decode_record(&canonical, r.header(todo_events::headers::CONTENT_TYPE), &r.value)
-                    .expect("every published event decodes and validates");
+                let event = todo_events::decode_record(
+                    &canonical,
+                    r.header(todo_events::headers::CONTENT_TYPE),
+                    &r.value,
+                )
+                .expect("every published event decodes and validates");
                 (r, event)
             })
             .collect()
@@ -132,15 +162,24 @@ impl TestApp {
     }
 
     pub async fn outbox_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&self.pool).await.unwrap()
+        sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
     }
 
     pub async fn task_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM tasks").fetch_one(&self.pool).await.unwrap()
+        sqlx::query_scalar("SELECT count(*) FROM tasks")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
     }
 
     pub async fn unpublished(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&self.pool).await.unwrap()
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
     }
 
     /// Stops the app and waits for it to finish.

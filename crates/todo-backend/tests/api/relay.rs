@@ -9,15 +9,16 @@ use todo_testkit::{eventually, Stack};
 use crate::helpers::{start, test_config, TestApp};
 
 async fn lock_holders(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM pg_locks
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks
          WHERE locktype = 'advisory' AND granted AND objsubid = 1
            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND ((classid::bigint << 32) | objid::bigint) = $1",
     )
     .bind(todo_backend::outbox::relay::RELAY_LOCK_KEY)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -29,17 +30,20 @@ async fn a_relay_killed_mid_batch_loses_no_event() {
     let mut writer_cfg = test_config(&stack, &db, &prefix);
     writer_cfg.relay.enabled = false;
     let writer = start(stack.clone(), writer_cfg).await;
-    todo_testkit::create_topics(&stack, &writer.topics.all()).await.unwrap();
+    todo_testkit::create_topics(&stack, &writer.topics.all())
+        .await
+        .unwrap();
     for i in 0..300 {
         writer.create_task(&format!("task {i}")).await;
     }
-    let expected: HashSet<String> = sqlx::query_scalar::<_, uuid::Uuid>("SELECT event_id FROM outbox")
-        .fetch_all(&writer.pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.to_string())
-        .collect();
+    let expected: HashSet<String> =
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT event_id FROM outbox")
+            .fetch_all(&writer.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.to_string())
+            .collect();
 
     // Act: a relay with small batches is aborted as soon as it has published some.
     let mut relay_cfg = test_config(&stack, &db, &prefix);
@@ -56,13 +60,25 @@ async fn a_relay_killed_mid_batch_loses_no_event() {
     let survivor = start(stack.clone(), relay_cfg).await;
 
     // Assert: every event reaches Kafka (duplicates allowed, same event_id).
-    let drained = eventually(Duration::from_secs(60), || async { (survivor.unpublished().await == 0).then_some(()) }).await;
+    let drained = eventually(Duration::from_secs(60), || async {
+        (survivor.unpublished().await == 0).then_some(())
+    })
+    .await;
     assert!(drained.is_some(), "the second relay drains the outbox");
-    let records = survivor.read_events(expected.len() + 100, Duration::from_secs(15)).await;
-    let seen: HashSet<String> =
-        records.iter().filter_map(|r| r.header(todo_events::headers::EVENT_ID).map(str::to_owned)).collect();
+    let records = survivor
+        .read_events(expected.len() + 100, Duration::from_secs(15))
+        .await;
+    let seen: HashSet<String> = records
+        .iter()
+        .filter_map(|r| r.header(todo_events::headers::EVENT_ID).map(str::to_owned))
+        .collect();
     let missing: Vec<_> = expected.difference(&seen).collect();
-    assert!(missing.is_empty(), "{} events missing, e.g. {:?}", missing.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} events missing, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
 }
 
 #[tokio::test]
@@ -72,7 +88,10 @@ async fn two_instances_run_one_relay_and_the_standby_takes_over() {
     let db = stack.fresh_database().await.unwrap();
     let prefix = stack.unique_topic_prefix();
     let first = start(stack.clone(), test_config(&stack, &db, &prefix)).await;
-    let holding = eventually(Duration::from_secs(10), || async { (lock_holders(&first).await == 1).then_some(()) }).await;
+    let holding = eventually(Duration::from_secs(10), || async {
+        (lock_holders(&first).await == 1).then_some(())
+    })
+    .await;
     assert!(holding.is_some(), "the first instance takes the relay lock");
     let second = start(stack.clone(), test_config(&stack, &db, &prefix)).await;
 
@@ -80,16 +99,29 @@ async fn two_instances_run_one_relay_and_the_standby_takes_over() {
     second.create_task("through the standby").await;
     let records = second.read_events(1, Duration::from_secs(20)).await;
     assert_eq!(records.len(), 1);
-    assert_eq!(lock_holders(&second).await, 1, "exactly one relay holds the lock");
+    assert_eq!(
+        lock_holders(&second).await,
+        1,
+        "exactly one relay holds the lock"
+    );
 
     // Act 2: the active instance stops; the standby takes over.
     first.stop().await;
     second.create_task("after fail-over").await;
 
     // Assert
-    let drained = eventually(Duration::from_secs(15), || async { (second.unpublished().await == 0).then_some(()) }).await;
-    assert!(drained.is_some(), "the standby became the relay within seconds");
-    assert_eq!(second.read_events(2, Duration::from_secs(20)).await.len(), 2);
+    let drained = eventually(Duration::from_secs(15), || async {
+        (second.unpublished().await == 0).then_some(())
+    })
+    .await;
+    assert!(
+        drained.is_some(),
+        "the standby became the relay within seconds"
+    );
+    assert_eq!(
+        second.read_events(2, Duration::from_secs(20)).await.len(),
+        2
+    );
     assert_eq!(lock_holders(&second).await, 1);
 }
 
@@ -101,17 +133,25 @@ async fn replaying_a_task_republishes_its_events_with_the_original_ids() {
     app.post_empty(&format!("/tasks/{id}/complete")).await;
     let first = app.read_events(2, Duration::from_secs(20)).await;
     assert_eq!(first.len(), 2);
-    eventually(Duration::from_secs(10), || async { (app.unpublished().await == 0).then_some(()) }).await;
+    eventually(Duration::from_secs(10), || async {
+        (app.unpublished().await == 0).then_some(())
+    })
+    .await;
 
-    let n = todo_backend::outbox::replay::replay(&app.pool, &todo_backend::outbox::replay::Selection::Task(id))
-        .await
-        .unwrap();
+    let n = todo_backend::outbox::replay::replay(
+        &app.pool,
+        &todo_backend::outbox::replay::Selection::Task(id),
+    )
+    .await
+    .unwrap();
 
     assert_eq!(n, 2);
     let all = app.read_events(4, Duration::from_secs(20)).await;
     assert_eq!(all.len(), 4, "both events published a second time");
     let ids = |rs: &[todo_testkit::Record]| -> HashSet<String> {
-        rs.iter().map(|r| r.header(todo_events::headers::EVENT_ID).unwrap().to_owned()).collect()
+        rs.iter()
+            .map(|r| r.header(todo_events::headers::EVENT_ID).unwrap().to_owned())
+            .collect()
     };
     assert_eq!(ids(&all), ids(&first), "same event ids");
 }

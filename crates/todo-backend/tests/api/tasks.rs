@@ -11,7 +11,12 @@ async fn creating_a_task_returns_201_with_location_and_publishes_task_created() 
     let app = spawn_app().await;
 
     // Act
-    let resp = app.post_json("/tasks", &json!({ "title": "  buy milk ", "description": "2 litres" })).await;
+    let resp = app
+        .post_json(
+            "/tasks",
+            &json!({ "title": "  buy milk ", "description": "2 litres" }),
+        )
+        .await;
 
     // Assert
     assert_eq!(resp.status(), 201);
@@ -29,10 +34,18 @@ async fn creating_a_task_returns_201_with_location_and_publishes_task_created() 
     assert_eq!(record.header(h::CONTENT_TYPE), Some("application/json"));
     assert_eq!(record.header(h::EVENT_TYPE), Some("task.created"));
     assert_eq!(record.header(h::EVENT_VERSION), Some("v2"));
-    assert_eq!(record.header(h::EVENT_ID), Some(event.event_id.to_string().as_str()));
-    assert_eq!(record.header(h::CORRELATION_ID), Some(event.correlation_id.to_string().as_str()));
+    assert_eq!(
+        record.header(h::EVENT_ID),
+        Some(event.event_id.to_string().as_str())
+    );
+    assert_eq!(
+        record.header(h::CORRELATION_ID),
+        Some(event.correlation_id.to_string().as_str())
+    );
     assert_eq!(event.source, "todo-backend");
-    let Payload::Created(p) = &event.payload else { panic!("expected task.created, got {:?}", event.payload) };
+    let Payload::Created(p) = &event.payload else {
+        panic!("expected task.created, got {:?}", event.payload)
+    };
     assert_eq!(p.task_id, task["id"].as_i64().unwrap());
     assert_eq!(p.title, "buy milk");
     assert_eq!(p.description.as_deref(), Some("2 litres"));
@@ -49,7 +62,18 @@ async fn the_json_envelope_has_exactly_the_spec_fields() {
     let v: Value = serde_json::from_slice(&events[0].0.value).unwrap();
     let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
     keys.sort();
-    assert_eq!(keys, ["correlation_id", "event_id", "event_type", "event_version", "payload", "source", "timestamp"]);
+    assert_eq!(
+        keys,
+        [
+            "correlation_id",
+            "event_id",
+            "event_type",
+            "event_version",
+            "payload",
+            "source",
+            "timestamp"
+        ]
+    );
     assert_eq!(v["event_type"], "task.created");
 }
 
@@ -59,20 +83,33 @@ async fn updating_a_task_publishes_task_updated_with_the_changed_fields() {
     let task = app.create_task("draft").await;
     let id = task["id"].as_i64().unwrap();
 
-    let resp = app.put_json(&format!("/tasks/{id}"), &json!({ "title": "final", "description": null })).await;
+    let resp = app
+        .put_json(
+            &format!("/tasks/{id}"),
+            &json!({ "title": "final", "description": null }),
+        )
+        .await;
 
     assert_eq!(resp.status(), 200);
     let updated: Value = resp.json().await.unwrap();
     assert_eq!(updated["title"], "final");
     assert_eq!(updated["version"], 2);
     let events = app.expect_events(2).await;
-    let (record, event) = events.iter().find(|(_, e)| e.event_type() == EventType::Updated).expect("task.updated");
+    let (record, event) = events
+        .iter()
+        .find(|(_, e)| e.event_type() == EventType::Updated)
+        .expect("task.updated");
     assert_eq!(record.topic, app.topic(EventType::Updated));
     assert_eq!(record.key.as_deref(), Some(id.to_string().as_str()));
-    let Payload::Updated(p) = &event.payload else { unreachable!() };
+    let Payload::Updated(p) = &event.payload else {
+        unreachable!()
+    };
     assert_eq!(p.title, "final");
     assert!(p.changes.title, "title changed");
-    assert!(!p.changes.description, "description was null and stays null");
+    assert!(
+        !p.changes.description,
+        "description was null and stays null"
+    );
     assert!(!p.changes.status);
     assert_eq!(p.task_version, Some(2));
 }
@@ -81,7 +118,12 @@ async fn updating_a_task_publishes_task_updated_with_the_changed_fields() {
 async fn an_update_that_changes_nothing_publishes_nothing() {
     let app = spawn_app().await;
     let task = app.create_task("same").await;
-    let resp = app.put_json(&format!("/tasks/{}", task["id"]), &json!({ "title": "same" })).await;
+    let resp = app
+        .put_json(
+            &format!("/tasks/{}", task["id"]),
+            &json!({ "title": "same" }),
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["version"], 1);
@@ -99,9 +141,14 @@ async fn deleting_a_task_returns_204_publishes_task_deleted_and_then_404() {
     assert_eq!(resp.status(), 204);
     assert_eq!(app.get(&format!("/tasks/{id}")).await.status(), 404);
     let events = app.expect_events(2).await;
-    let (record, event) = events.iter().find(|(_, e)| e.event_type() == EventType::Deleted).expect("task.deleted");
+    let (record, event) = events
+        .iter()
+        .find(|(_, e)| e.event_type() == EventType::Deleted)
+        .expect("task.deleted");
     assert_eq!(record.topic, app.topic(EventType::Deleted));
-    let Payload::Deleted(p) = &event.payload else { unreachable!() };
+    let Payload::Deleted(p) = &event.payload else {
+        unreachable!()
+    };
     assert_eq!(p.task_id, id);
     assert_eq!(p.task_version, Some(2));
 }
@@ -122,25 +169,39 @@ async fn completing_a_task_publishes_task_completed_once() {
     assert!(done["completed_at"].is_string());
     assert_eq!(done["version"], 2, "the second call changed nothing");
     let events = app.expect_events(2).await;
-    let completed: Vec<_> = events.iter().filter(|(_, e)| e.event_type() == EventType::Completed).collect();
+    let completed: Vec<_> = events
+        .iter()
+        .filter(|(_, e)| e.event_type() == EventType::Completed)
+        .collect();
     assert_eq!(completed.len(), 1);
     assert_eq!(completed[0].0.topic, app.topic(EventType::Completed));
-    assert_eq!(app.outbox_count().await, 2, "no second task.completed in the outbox");
+    assert_eq!(
+        app.outbox_count().await,
+        2,
+        "no second task.completed in the outbox"
+    );
 }
 
 #[tokio::test]
 async fn events_can_be_published_in_avro_and_decode_with_the_contract() {
     let app = spawn_app_with(|c| c.event_content_type = ContentType::Avro).await;
     let task = app.create_task("avro please").await;
-    app.post_empty(&format!("/tasks/{}/complete", task["id"])).await;
+    app.post_empty(&format!("/tasks/{}/complete", task["id"]))
+        .await;
 
     let events = app.expect_events(2).await;
 
     for (record, _) in &events {
         assert_eq!(record.header(h::CONTENT_TYPE), Some("application/avro"));
-        assert_eq!(&record.value[..2], &[0xC3, 0x01], "single-object encoding marker");
+        assert_eq!(
+            &record.value[..2],
+            &[0xC3, 0x01],
+            "single-object encoding marker"
+        );
     }
-    assert!(events.iter().any(|(_, e)| matches!(&e.payload, Payload::Created(p) if p.title == "avro please")));
+    assert!(events
+        .iter()
+        .any(|(_, e)| matches!(&e.payload, Payload::Created(p) if p.title == "avro please")));
 }
 
 #[tokio::test]
@@ -159,8 +220,14 @@ async fn a_uuid_correlation_id_is_echoed_and_carried_in_the_event() {
     let app = spawn_app().await;
     let given = uuid::Uuid::new_v4().to_string();
 
-    let resp =
-        app.client.post(app.url("/tasks")).header("X-Correlation-ID", &given).json(&json!({"title": "t"})).send().await.unwrap();
+    let resp = app
+        .client
+        .post(app.url("/tasks"))
+        .header("X-Correlation-ID", &given)
+        .json(&json!({"title": "t"}))
+        .send()
+        .await
+        .unwrap();
 
     assert_eq!(resp.headers()["x-correlation-id"], given.as_str());
     let events = app.expect_events(1).await;
@@ -171,7 +238,13 @@ async fn a_uuid_correlation_id_is_echoed_and_carried_in_the_event() {
 #[tokio::test]
 async fn a_correlation_id_that_is_not_a_uuid_is_replaced_by_a_new_one() {
     let app = spawn_app().await;
-    let resp = app.client.get(app.url("/health")).header("X-Correlation-ID", "hello").send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/health"))
+        .header("X-Correlation-ID", "hello")
+        .send()
+        .await
+        .unwrap();
     let echoed = resp.headers()["x-correlation-id"].to_str().unwrap();
     assert_ne!(echoed, "hello");
     assert_eq!(uuid::Uuid::parse_str(echoed).unwrap().get_version_num(), 4);
@@ -183,20 +256,44 @@ async fn listing_filters_by_status_and_pages_with_a_cursor() {
     for i in 0..5 {
         let t = app.create_task(&format!("task {i}")).await;
         if i % 2 == 0 {
-            app.post_empty(&format!("/tasks/{}/complete", t["id"])).await;
+            app.post_empty(&format!("/tasks/{}/complete", t["id"]))
+                .await;
         }
     }
 
-    let page1: Value = app.get("/tasks?status=complete&limit=2").await.json().await.unwrap();
-    let cursor = page1["next_cursor"].as_str().expect("a second page").to_owned();
-    let page2: Value = app.get(&format!("/tasks?status=complete&limit=2&cursor={cursor}")).await.json().await.unwrap();
+    let page1: Value = app
+        .get("/tasks?status=complete&limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cursor = page1["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let page2: Value = app
+        .get(&format!("/tasks?status=complete&limit=2&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
 
     assert_eq!(page1["items"].as_array().unwrap().len(), 2);
     assert_eq!(page2["items"].as_array().unwrap().len(), 1);
     assert!(page2.get("next_cursor").is_none());
-    let all: Vec<_> = page1["items"].as_array().unwrap().iter().chain(page2["items"].as_array().unwrap()).collect();
+    let all: Vec<_> = page1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page2["items"].as_array().unwrap())
+        .collect();
     assert!(all.iter().all(|t| t["status"] == "complete"));
-    let incomplete: Value = app.get("/tasks?status=incomplete").await.json().await.unwrap();
+    let incomplete: Value = app
+        .get("/tasks?status=incomplete")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(incomplete["items"].as_array().unwrap().len(), 2);
 }
 
@@ -204,7 +301,12 @@ async fn listing_filters_by_status_and_pages_with_a_cursor() {
 async fn with_events_disabled_the_api_works_and_writes_no_outbox_rows() {
     let app = spawn_app_with(|c| c.events_enabled = false).await;
     let task = app.create_task("quiet").await;
-    assert_eq!(app.post_empty(&format!("/tasks/{}/complete", task["id"])).await.status(), 200);
+    assert_eq!(
+        app.post_empty(&format!("/tasks/{}/complete", task["id"]))
+            .await
+            .status(),
+        200
+    );
     assert_eq!(app.task_count().await, 1);
     assert_eq!(app.outbox_count().await, 0);
 }
@@ -221,7 +323,14 @@ async fn health_ready_metrics_and_openapi_answer() {
     assert!(metrics.contains("events_published_total"), "{metrics}");
     assert!(metrics.contains("event_publish_duration_seconds"));
     let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
-    for path in ["/tasks", "/tasks/{id}", "/tasks/{id}/complete", "/health", "/ready", "/metrics"] {
+    for path in [
+        "/tasks",
+        "/tasks/{id}",
+        "/tasks/{id}/complete",
+        "/health",
+        "/ready",
+        "/metrics",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "openapi lacks {path}");
     }
 }
@@ -234,12 +343,18 @@ mod auth {
 
     fn token(sub: &str) -> String {
         let claims = json!({ "sub": sub, "exp": chrono::Utc::now().timestamp() + 600 });
-        encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
     }
 
     #[tokio::test]
     async fn with_a_jwt_secret_tasks_belong_to_the_token_subject_and_others_get_404() {
-        let app = spawn_app_with(|c| c.jwt_hs256_secret = Some(todo_kafka::Secret::new(SECRET))).await;
+        let app =
+            spawn_app_with(|c| c.jwt_hs256_secret = Some(todo_kafka::Secret::new(SECRET))).await;
         let alice = token("alice");
         let bob = token("bob");
 
@@ -255,17 +370,37 @@ mod auth {
             .await
             .unwrap();
         let id = created["id"].as_i64().unwrap();
-        let as_bob = app.client.get(app.url(&format!("/tasks/{id}"))).bearer_auth(&bob).send().await.unwrap();
-        let bob_completes =
-            app.client.post(app.url(&format!("/tasks/{id}/complete"))).bearer_auth(&bob).send().await.unwrap();
+        let as_bob = app
+            .client
+            .get(app.url(&format!("/tasks/{id}")))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap();
+        let bob_completes = app
+            .client
+            .post(app.url(&format!("/tasks/{id}/complete")))
+            .bearer_auth(&bob)
+            .send()
+            .await
+            .unwrap();
         let anonymous = app.get(&format!("/tasks/{id}")).await;
-        let as_alice = app.client.get(app.url(&format!("/tasks/{id}"))).bearer_auth(&alice).send().await.unwrap();
+        let as_alice = app
+            .client
+            .get(app.url(&format!("/tasks/{id}")))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
 
         assert_eq!(created["user_id"], "alice");
         assert_eq!(as_bob.status(), 404);
         assert_eq!(bob_completes.status(), 404);
         assert_eq!(anonymous.status(), 401);
-        assert_eq!(anonymous.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            anonymous.headers()["content-type"],
+            "application/problem+json"
+        );
         assert_eq!(as_alice.status(), 200);
         let events = app.expect_events(1).await;
         assert_eq!(events[0].1.payload.user_id(), Some("alice"));
