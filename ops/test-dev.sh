@@ -38,5 +38,15 @@ check "postgres stays up while kafka is stopped" test "$(state_of postgres)" = u
 check "start kafka brings $first_kafka back up" test "$(state_of "$first_kafka")" = up
 check "./dev env prints the stack's variables" bash -c "'$DEV' env | grep -q '^export KAFKA_BOOTSTRAP_SERVERS=' && '$DEV' env | grep -q '^export DATABASE_URL=postgres://'"
 
+# The three-broker layout, then back to the layout we found.
+if true; then
+  mode_before=$(cat "$ROOT/.local/kafka/mode" 2>/dev/null || echo single)
+  "$DEV" up --infra --brokers 3 >/dev/null 2>&1
+  check "up --brokers 3 starts three kafka nodes" test "$("$DEV" status | grep -c '^kafka-[123] .* up ')" = 3
+  check "RF=3, min.insync.replicas=2 takes acks=all writes, also with one broker stopped" \
+    bash -c "cd '$ROOT' && eval \"\$('$DEV' env)\" && cargo run -q -p todo-testkit --bin cluster-check"
+  [ "$mode_before" = single ] && "$DEV" up --infra --brokers 1 >/dev/null 2>&1
+fi
+
 echo "dev: $passed passed, $failed failed"
 [ "$failed" = 0 ]
