@@ -17,7 +17,12 @@ pub struct Config {
     #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8081")]
     pub http_addr: SocketAddr,
     /// PostgreSQL URL of the service's own store (created if missing).
-    #[arg(long, env = "EVENT_DATABASE_URL", default_value = "postgres://todo:todo@127.0.0.1:5432/todo_events", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "EVENT_DATABASE_URL",
+        default_value = "postgres://todo:todo@127.0.0.1:5432/todo_events",
+        hide_env_values = true
+    )]
     pub database_url: Secret,
     /// Connections in the pool (one per partition in flight, plus the API).
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
@@ -55,32 +60,68 @@ pub struct Config {
 #[derive(clap::Args, Clone, Debug)]
 pub struct ConsumerArgs {
     /// Consumer group id: instances with the same id share the partitions.
-    #[arg(long = "kafka-group-id", env = "KAFKA_GROUP_ID", default_value = "todo-event-service")]
+    #[arg(
+        long = "kafka-group-id",
+        env = "KAFKA_GROUP_ID",
+        default_value = "todo-event-service"
+    )]
     pub group_id: String,
     /// Most events handled in one database transaction.
-    #[arg(long = "consumer-batch-size", env = "CONSUMER_BATCH_SIZE", default_value_t = 500)]
+    #[arg(
+        long = "consumer-batch-size",
+        env = "CONSUMER_BATCH_SIZE",
+        default_value_t = 500
+    )]
     pub batch_size: usize,
     /// How often stored offsets are committed (they are also committed on
     /// revoke and shutdown).
-    #[arg(long = "kafka-auto-commit-interval-ms", env = "KAFKA_AUTO_COMMIT_INTERVAL_MS", default_value_t = 1_000)]
+    #[arg(
+        long = "kafka-auto-commit-interval-ms",
+        env = "KAFKA_AUTO_COMMIT_INTERVAL_MS",
+        default_value_t = 1_000
+    )]
     pub auto_commit_interval_ms: u64,
     /// Where a new group starts reading.
-    #[arg(long = "kafka-auto-offset-reset", env = "KAFKA_AUTO_OFFSET_RESET", default_value = "earliest")]
+    #[arg(
+        long = "kafka-auto-offset-reset",
+        env = "KAFKA_AUTO_OFFSET_RESET",
+        default_value = "earliest"
+    )]
     pub auto_offset_reset: String,
     /// Group session timeout.
-    #[arg(long = "kafka-session-timeout-ms", env = "KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long = "kafka-session-timeout-ms",
+        env = "KAFKA_SESSION_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
     pub session_timeout_ms: u64,
     /// Partition assignment strategy (cooperative-sticky moves only what must move).
-    #[arg(long = "kafka-partition-assignment-strategy", env = "KAFKA_PARTITION_ASSIGNMENT_STRATEGY", default_value = "cooperative-sticky")]
+    #[arg(
+        long = "kafka-partition-assignment-strategy",
+        env = "KAFKA_PARTITION_ASSIGNMENT_STRATEGY",
+        default_value = "cooperative-sticky"
+    )]
     pub assignment_strategy: String,
     /// Longest wait for in-flight work on revoke and on shutdown.
-    #[arg(long = "consumer-drain-timeout-ms", env = "CONSUMER_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long = "consumer-drain-timeout-ms",
+        env = "CONSUMER_DRAIN_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
     pub drain_timeout_ms: u64,
     /// How often consumer lag is sampled.
-    #[arg(long = "consumer-lag-interval-ms", env = "CONSUMER_LAG_INTERVAL_MS", default_value_t = 5_000)]
+    #[arg(
+        long = "consumer-lag-interval-ms",
+        env = "CONSUMER_LAG_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
     pub lag_interval_ms: u64,
     /// Longest pause between attempts while a dependency (Postgres, Redis, Kafka) is down.
-    #[arg(long = "outage-backoff-cap-ms", env = "OUTAGE_BACKOFF_CAP_MS", default_value_t = 5_000)]
+    #[arg(
+        long = "outage-backoff-cap-ms",
+        env = "OUTAGE_BACKOFF_CAP_MS",
+        default_value_t = 5_000
+    )]
     pub outage_backoff_cap_ms: u64,
 }
 
@@ -93,10 +134,16 @@ impl ConsumerArgs {
             // dead-lettered; librdkafka then commits what was stored.
             ("enable.auto.commit", "true".into()),
             ("enable.auto.offset.store", "false".into()),
-            ("auto.commit.interval.ms", self.auto_commit_interval_ms.to_string()),
+            (
+                "auto.commit.interval.ms",
+                self.auto_commit_interval_ms.to_string(),
+            ),
             ("auto.offset.reset", self.auto_offset_reset.clone()),
             ("session.timeout.ms", self.session_timeout_ms.to_string()),
-            ("partition.assignment.strategy", self.assignment_strategy.clone()),
+            (
+                "partition.assignment.strategy",
+                self.assignment_strategy.clone(),
+            ),
         ]
     }
 
@@ -126,7 +173,11 @@ pub struct RetryArgs {
 impl RetryArgs {
     /// The backoff policy.
     pub fn backoff(&self) -> Backoff {
-        Backoff::new(Duration::from_millis(self.base_ms), self.factor, Duration::from_millis(self.cap_ms))
+        Backoff::new(
+            Duration::from_millis(self.base_ms),
+            self.factor,
+            Duration::from_millis(self.cap_ms),
+        )
     }
 }
 
@@ -137,17 +188,30 @@ pub struct WebhookArgs {
     #[arg(long = "webhook-urls", env = "WEBHOOK_URLS", value_delimiter = ',')]
     pub urls: Vec<String>,
     /// Timeout of one POST.
-    #[arg(long = "webhook-timeout-ms", env = "WEBHOOK_TIMEOUT_MS", default_value_t = 5_000)]
+    #[arg(
+        long = "webhook-timeout-ms",
+        env = "WEBHOOK_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
     pub timeout_ms: u64,
     /// Redis for the notifier's deduplication.
-    #[arg(long = "redis-url", env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/", hide_env_values = true)]
+    #[arg(
+        long = "redis-url",
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/",
+        hide_env_values = true
+    )]
     pub redis_url: Secret,
     /// How long a sent notification is remembered (redelivery within it sends nothing).
     #[arg(long = "webhook-dedup-ttl-s", env = "WEBHOOK_DEDUP_TTL_S", default_value_t = 7 * 24 * 3600)]
     pub dedup_ttl_s: u64,
     /// How long a claim on a notification in progress lasts (a crashed sender's
     /// claim expires after it, and redelivery sends).
-    #[arg(long = "webhook-claim-ttl-ms", env = "WEBHOOK_CLAIM_TTL_MS", default_value_t = 120_000)]
+    #[arg(
+        long = "webhook-claim-ttl-ms",
+        env = "WEBHOOK_CLAIM_TTL_MS",
+        default_value_t = 120_000
+    )]
     pub claim_ttl_ms: u64,
 }
 
@@ -189,7 +253,11 @@ mod tests {
     fn the_notifier_is_off_without_urls() {
         let cfg = Config::parse_from(["todo-event-service"]);
         assert!(!cfg.webhooks.enabled());
-        let cfg = Config::parse_from(["todo-event-service", "--webhook-urls", "http://a/x,http://b/y"]);
+        let cfg = Config::parse_from([
+            "todo-event-service",
+            "--webhook-urls",
+            "http://a/x,http://b/y",
+        ]);
         assert_eq!(cfg.webhooks.urls.len(), 2);
         assert!(cfg.webhooks.enabled());
     }

@@ -68,9 +68,17 @@ impl ApiError {
     fn problem(&self) -> Problem {
         let status = self.status_code();
         let (kind, detail) = match self {
-            ApiError::BadRequest { field, message } => ("invalid-parameter", format!("{field}: {message}")),
-            ApiError::TaskNotFound(id) => ("not-found", format!("no events were processed for task {id}")),
-            ApiError::Unavailable(_) => ("unavailable", "the database is unavailable; retry shortly".into()),
+            ApiError::BadRequest { field, message } => {
+                ("invalid-parameter", format!("{field}: {message}"))
+            }
+            ApiError::TaskNotFound(id) => (
+                "not-found",
+                format!("no events were processed for task {id}"),
+            ),
+            ApiError::Unavailable(_) => (
+                "unavailable",
+                "the database is unavailable; retry shortly".into(),
+            ),
             ApiError::Internal(_) => ("internal", "an internal error occurred".into()),
         };
         Problem {
@@ -90,7 +98,10 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut resp = (self.status_code(), axum::Json(self.problem())).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         resp
     }
 }

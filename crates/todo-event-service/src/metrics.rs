@@ -3,8 +3,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Events processed (first time or as a duplicate), by event type.
 pub const EVENTS_CONSUMED_TOTAL: &str = "events_consumed_total";
@@ -29,35 +31,57 @@ pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
 /// HTTP request latency by route and method.
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
 
-const LATENCY_BUCKETS: &[f64] =
-    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder once per process and returns its handle.
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let handle = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-                .expect("buckets are not empty")
-                .install_recorder()
-                .expect("no other metrics recorder is installed");
+            // NB: one recorder per process, shared with any other service in it.
+            let handle = todo_telemetry::install_metrics();
             describe_counter!(EVENTS_CONSUMED_TOTAL, "Events processed, by event type");
-            describe_counter!(EVENTS_DUPLICATE_TOTAL, "Redelivered events that changed nothing");
+            describe_counter!(
+                EVENTS_DUPLICATE_TOTAL,
+                "Redelivered events that changed nothing"
+            );
             describe_histogram!(
                 EVENT_PROCESSING_DURATION_SECONDS,
                 Unit::Seconds,
                 "Time from reading an event to committing its effects"
             );
-            describe_gauge!(CONSUMER_LAG, "High watermark minus committed offset, per topic and partition");
-            describe_counter!(EVENTS_DEAD_LETTERED_TOTAL, "Records sent to the dead-letter topic, by error class");
-            describe_counter!(EVENT_HANDLER_RETRIES_TOTAL, "Retries of failed handlers, by handler");
-            describe_counter!(DEPENDENCY_OUTAGE_RETRIES_TOTAL, "Attempts that failed because a dependency was down");
-            describe_counter!(WEBHOOK_NOTIFICATIONS_TOTAL, "Webhook notifications delivered");
-            describe_gauge!(ASSIGNED_PARTITIONS, "Partitions this instance is processing");
-            describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests by route, method and status");
-            describe_histogram!(HTTP_REQUEST_DURATION_SECONDS, Unit::Seconds, "HTTP request latency");
+            describe_gauge!(
+                CONSUMER_LAG,
+                "High watermark minus committed offset, per topic and partition"
+            );
+            describe_counter!(
+                EVENTS_DEAD_LETTERED_TOTAL,
+                "Records sent to the dead-letter topic, by error class"
+            );
+            describe_counter!(
+                EVENT_HANDLER_RETRIES_TOTAL,
+                "Retries of failed handlers, by handler"
+            );
+            describe_counter!(
+                DEPENDENCY_OUTAGE_RETRIES_TOTAL,
+                "Attempts that failed because a dependency was down"
+            );
+            describe_counter!(
+                WEBHOOK_NOTIFICATIONS_TOTAL,
+                "Webhook notifications delivered"
+            );
+            describe_gauge!(
+                ASSIGNED_PARTITIONS,
+                "Partitions this instance is processing"
+            );
+            describe_counter!(
+                HTTP_REQUESTS_TOTAL,
+                "HTTP requests by route, method and status"
+            );
+            describe_histogram!(
+                HTTP_REQUEST_DURATION_SECONDS,
+                Unit::Seconds,
+                "HTTP request latency"
+            );
             handle
         })
         .clone()
@@ -76,7 +100,8 @@ pub(crate) fn processing_time(elapsed: Duration) {
 }
 
 pub(crate) fn lag(topic: &str, partition: i32, lag: i64) {
-    gauge!(CONSUMER_LAG, "topic" => topic.to_owned(), "partition" => partition.to_string()).set(lag.max(0) as f64);
+    gauge!(CONSUMER_LAG, "topic" => topic.to_owned(), "partition" => partition.to_string())
+        .set(lag.max(0) as f64);
 }
 
 pub(crate) fn dead_lettered(error_class: &str) {

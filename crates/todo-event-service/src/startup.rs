@@ -63,9 +63,17 @@ impl Application {
         tracing::info!(created = ?report.created, existing = report.existing.len(), "topics provisioned");
 
         let outage_cap = Duration::from_millis(config.consumer.outage_backoff_cap_ms);
-        let producer: FutureProducer =
-            config.kafka.producer_config(&config.producer)?.create().context("creating the dead-letter producer")?;
-        let dead_letters = DeadLetters::new(producer, topics.dlq(), config.consumer.group_id.clone(), outage_cap);
+        let producer: FutureProducer = config
+            .kafka
+            .producer_config(&config.producer)?
+            .create()
+            .context("creating the dead-letter producer")?;
+        let dead_letters = DeadLetters::new(
+            producer,
+            topics.dlq(),
+            config.consumer.group_id.clone(),
+            outage_cap,
+        );
         let notifier = if config.webhooks.enabled() {
             let settings = NotifierSettings {
                 urls: config.webhooks.urls.clone(),
@@ -104,7 +112,11 @@ impl Application {
         .context("starting the Kafka consumer")?;
         tracing::info!(group = %config.consumer.group_id, topics = ?topics.task_topics(), "consumer subscribed");
 
-        let state = AppState { pool: pool.clone(), kafka: consumer.probe(), metrics };
+        let state = AppState {
+            pool: pool.clone(),
+            kafka: consumer.probe(),
+            metrics,
+        };
         let router = Router::new()
             .merge(routes::audit::router())
             .merge(routes::events::router())
@@ -117,14 +129,22 @@ impl Application {
             ))
             .layer(CatchPanicLayer::new())
             .with_state(state);
-        let listener =
-            TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?;
-        Ok(Self { listener, router, consumer, pool })
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding {}", config.http_addr))?;
+        Ok(Self {
+            listener,
+            router,
+            consumer,
+            pool,
+        })
     }
 
     /// The bound address (port 0 in tests becomes a real port).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The bound port.

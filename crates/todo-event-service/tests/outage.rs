@@ -17,7 +17,11 @@ static OUTAGE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn dev(args: &[&str]) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let status = Command::new(root.join("dev")).args(args).current_dir(&root).status().expect("./dev runs");
+    let status = Command::new(root.join("dev"))
+        .args(args)
+        .current_dir(&root)
+        .status()
+        .expect("./dev runs");
     assert!(status.success(), "./dev {args:?} failed");
 }
 
@@ -45,22 +49,37 @@ fn metric(text: &str, line_start: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn while_postgres_is_down_consumption_pauses_and_resumes_with_nothing_lost_or_dead_lettered() {
+async fn while_postgres_is_down_consumption_pauses_and_resumes_with_nothing_lost_or_dead_lettered()
+{
     let _one = OUTAGE.lock().await;
     // Arrange
     let h = Harness::new().await;
     let svc = h.spawn().await;
-    h.produce(&(1..=20).map(|id| created(id, Some(1), 0, "before")).collect::<Vec<_>>()).await;
-    h.wait_for("SELECT count(*) FROM processed_events", 20).await;
+    h.produce(
+        &(1..=20)
+            .map(|id| created(id, Some(1), 0, "before"))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    h.wait_for("SELECT count(*) FROM processed_events", 20)
+        .await;
     let outage_line = "dependency_outage_retries_total{dependency=\"postgres\"}";
-    let before = metric(&svc.get("/metrics").await.text().await.unwrap(), outage_line);
+    let before = metric(
+        &svc.get("/metrics").await.text().await.unwrap(),
+        outage_line,
+    );
 
     // Act: Postgres goes down while events keep arriving.
     {
         let _down = Stopped::new("postgres");
         h.produce(
             &(1..=20)
-                .flat_map(|id| [updated(id, Some(2), 5, "during", TaskStatus::Incomplete), completed(id, Some(3), 9)])
+                .flat_map(|id| {
+                    [
+                        updated(id, Some(2), 5, "during", TaskStatus::Incomplete),
+                        completed(id, Some(3), 9),
+                    ]
+                })
                 .collect::<Vec<_>>(),
         )
         .await;
@@ -69,16 +88,29 @@ async fn while_postgres_is_down_consumption_pauses_and_resumes_with_nothing_lost
             (metric(&m, outage_line) >= before + 3.0).then_some(())
         })
         .await;
-        assert!(paused.is_some(), "the consumer retries while Postgres is down");
+        assert!(
+            paused.is_some(),
+            "the consumer retries while Postgres is down"
+        );
         let ready = svc.get("/ready").await;
         assert_eq!(ready.status(), 503, "not ready without the database");
     }
 
     // Assert: everything arrives once Postgres is back; nothing dead-lettered.
-    h.wait_for("SELECT count(*) FROM processed_events", 60).await;
-    assert_eq!(h.scalar("SELECT count(*) FROM task_projection WHERE status = 'complete' AND title = 'during'").await, 20);
+    h.wait_for("SELECT count(*) FROM processed_events", 60)
+        .await;
+    assert_eq!(
+        h.scalar(
+            "SELECT count(*) FROM task_projection WHERE status = 'complete' AND title = 'during'"
+        )
+        .await,
+        20
+    );
     h.wait_all_committed(&h.group).await;
-    assert!(h.dlq(1, Duration::from_secs(3)).await.is_empty(), "an outage is not the events' fault");
+    assert!(
+        h.dlq(1, Duration::from_secs(3)).await.is_empty(),
+        "an outage is not the events' fault"
+    );
     svc.stop().await;
 }
 
@@ -91,29 +123,50 @@ async fn while_redis_is_down_webhooks_wait_and_the_other_handlers_carry_on() {
     let url = hook.url.clone();
     let svc = h.spawn_with(move |c| c.webhooks.urls = vec![url]).await;
     h.produce(&[completed(1, Some(2), 5)]).await;
-    let first = todo_testkit::eventually(PATIENCE, || async { (hook.total() == 1).then_some(()) }).await;
+    let first =
+        todo_testkit::eventually(PATIENCE, || async { (hook.total() == 1).then_some(()) }).await;
     assert!(first.is_some(), "the first webhook is sent");
 
     // Act: Redis goes down; more tasks complete.
     {
         let _down = Stopped::new("redis");
-        h.produce(&(2..=11).map(|id| completed(id, Some(2), 5)).collect::<Vec<_>>()).await;
-        h.produce(&(2..=11).map(|id| created(id, Some(1), 0, "x")).collect::<Vec<_>>()).await;
+        h.produce(
+            &(2..=11)
+                .map(|id| completed(id, Some(2), 5))
+                .collect::<Vec<_>>(),
+        )
+        .await;
+        h.produce(
+            &(2..=11)
+                .map(|id| created(id, Some(1), 0, "x"))
+                .collect::<Vec<_>>(),
+        )
+        .await;
         // The Postgres handlers carry on...
-        h.wait_for("SELECT count(*) FROM processed_events", 21).await;
+        h.wait_for("SELECT count(*) FROM processed_events", 21)
+            .await;
         // ...while the notifier waits for Redis.
         let retrying = todo_testkit::eventually(PATIENCE, || async {
             let m = svc.get("/metrics").await.text().await.ok()?;
-            (metric(&m, "dependency_outage_retries_total{dependency=\"redis\"}") >= 2.0).then_some(())
+            (metric(&m, "dependency_outage_retries_total{dependency=\"redis\"}") >= 2.0)
+                .then_some(())
         })
         .await;
-        assert!(retrying.is_some(), "the notifier retries while Redis is down");
+        assert!(
+            retrying.is_some(),
+            "the notifier retries while Redis is down"
+        );
         assert_eq!(hook.total(), 1, "no webhook without deduplication");
     }
 
     // Assert: once Redis is back every webhook is sent, once; nothing dead-lettered.
-    let all = todo_testkit::eventually(PATIENCE, || async { (hook.total() >= 11).then_some(()) }).await;
-    assert!(all.is_some(), "webhooks sent after Redis returned: {}", hook.total());
+    let all =
+        todo_testkit::eventually(PATIENCE, || async { (hook.total() >= 11).then_some(()) }).await;
+    assert!(
+        all.is_some(),
+        "webhooks sent after Redis returned: {}",
+        hook.total()
+    );
     h.wait_all_committed(&h.group).await;
     assert_eq!(hook.total(), 11);
     assert!(hook.per_event().values().all(|n| *n == 1));

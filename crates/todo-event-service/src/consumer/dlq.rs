@@ -34,8 +34,18 @@ pub struct DeadLetters {
 
 impl DeadLetters {
     /// Dead letters go to `topic`, marked as given up by `group`.
-    pub fn new(producer: FutureProducer, topic: String, group: String, outage_cap: Duration) -> Self {
-        Self { producer, topic, group, outage: Backoff::new(Duration::from_millis(100), 2.0, outage_cap) }
+    pub fn new(
+        producer: FutureProducer,
+        topic: String,
+        group: String,
+        outage_cap: Duration,
+    ) -> Self {
+        Self {
+            producer,
+            topic,
+            group,
+            outage: Backoff::new(Duration::from_millis(100), 2.0, outage_cap),
+        }
     }
 
     /// The headers of the dead letter of `record`.
@@ -44,29 +54,49 @@ impl DeadLetters {
         for (k, v) in &record.headers {
             // Earlier dead-letter headers (a replayed record failing again) are replaced.
             if !headers::ALL_DLQ.contains(&k.as_str()) {
-                h = h.insert(Header { key: k, value: v.as_deref() });
+                h = h.insert(Header {
+                    key: k,
+                    value: v.as_deref(),
+                });
             }
         }
         let message: String = failure.message.chars().take(1_000).collect();
         let added = [
             (headers::DLQ_ORIGINAL_TOPIC, record.topic.clone()),
-            (headers::DLQ_ORIGINAL_PARTITION, record.partition.to_string()),
+            (
+                headers::DLQ_ORIGINAL_PARTITION,
+                record.partition.to_string(),
+            ),
             (headers::DLQ_ORIGINAL_OFFSET, record.offset.to_string()),
-            (headers::DLQ_ORIGINAL_TIMESTAMP, record.timestamp_ms.map(|t| t.to_string()).unwrap_or_default()),
+            (
+                headers::DLQ_ORIGINAL_TIMESTAMP,
+                record
+                    .timestamp_ms
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+            ),
             (headers::DLQ_CONSUMER_GROUP, self.group.clone()),
             (headers::DLQ_ERROR_CLASS, failure.class.clone()),
             (headers::DLQ_ERROR_MESSAGE, message),
             (headers::DLQ_ATTEMPTS, failure.attempts.to_string()),
         ];
         for (k, v) in &added {
-            h = h.insert(Header { key: k, value: Some(v.as_bytes()) });
+            h = h.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
         }
         h
     }
 
     /// Sends the dead letter and waits for Kafka's acknowledgement, retrying
     /// for as long as Kafka refuses (an outage is never a reason to drop it).
-    pub async fn send(&self, record: &Record, failure: &Failure, cancel: &CancellationToken) -> Result<(), Cancelled> {
+    pub async fn send(
+        &self,
+        record: &Record,
+        failure: &Failure,
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
         let mut attempt = 0;
         loop {
             let mut fr: FutureRecord<'_, [u8], [u8]> =

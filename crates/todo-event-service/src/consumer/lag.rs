@@ -12,7 +12,11 @@ use super::KafkaConsumer;
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Samples lag every `every` until cancelled.
-pub(crate) async fn sample(consumer: Weak<KafkaConsumer>, every: Duration, cancel: CancellationToken) {
+pub(crate) async fn sample(
+    consumer: Weak<KafkaConsumer>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,

@@ -53,8 +53,11 @@ impl ClientContext for Ctx {}
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, consumer: &KafkaConsumer, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            let revoked: Vec<(String, i32)> =
-                tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+            let revoked: Vec<(String, i32)> = tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect();
             tracing::info!(partitions = ?revoked, "partitions revoked; draining");
             let workers: Vec<Worker> = {
                 let mut map = self.workers.lock().expect("workers lock");
@@ -67,7 +70,9 @@ impl ConsumerContext for Ctx {
             // stored and committed.
             self.drain(workers);
             if consumer.assignment_lost() {
-                tracing::warn!("assignment lost; not committing (the new owners resume from the last commit)");
+                tracing::warn!(
+                    "assignment lost; not committing (the new owners resume from the last commit)"
+                );
             } else {
                 commit(consumer, "revoke");
             }
@@ -89,7 +94,9 @@ impl ConsumerContext for Ctx {
         match result {
             Ok(()) => tracing::trace!(?offsets, "offsets committed"),
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!(error = %e, "offset commit failed (stored offsets are committed again later)"),
+            Err(e) => {
+                tracing::warn!(error = %e, "offset commit failed (stored offsets are committed again later)")
+            }
         }
     }
 }
@@ -108,7 +115,9 @@ impl Ctx {
         if self.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else { return };
+        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+            return;
+        };
         let mut map = self.workers.lock().expect("workers lock");
         for e in tpl.elements() {
             let key = (e.topic().to_owned(), e.partition());
@@ -116,7 +125,11 @@ impl Ctx {
                 continue;
             }
             let Some(queue) = consumer.split_partition_queue(e.topic(), e.partition()) else {
-                tracing::error!(topic = e.topic(), partition = e.partition(), "could not split the partition queue");
+                tracing::error!(
+                    topic = e.topic(),
+                    partition = e.partition(),
+                    "could not split the partition queue"
+                );
                 continue;
             };
             let cancel = CancellationToken::new();
@@ -149,21 +162,35 @@ impl Ctx {
         let joins = workers.into_iter().map(|w| w.join);
         let timeout = self.drain_timeout;
         let drained = self.runtime.block_on(async move {
-            tokio::time::timeout(timeout, futures::future::join_all(joins)).await.is_ok()
+            tokio::time::timeout(timeout, futures::future::join_all(joins))
+                .await
+                .is_ok()
         });
         if !drained {
-            tracing::warn!(?timeout, "partition tasks did not finish in time; their unstored work is redelivered");
+            tracing::warn!(
+                ?timeout,
+                "partition tasks did not finish in time; their unstored work is redelivered"
+            );
         }
     }
 
     async fn drain_all(&self) {
-        let workers: Vec<Worker> = self.workers.lock().expect("workers lock").drain().map(|(_, w)| w).collect();
+        let workers: Vec<Worker> = self
+            .workers
+            .lock()
+            .expect("workers lock")
+            .drain()
+            .map(|(_, w)| w)
+            .collect();
         crate::metrics::assigned_partitions(0);
         for w in &workers {
             w.cancel.cancel();
         }
         let joins = workers.into_iter().map(|w| w.join);
-        if tokio::time::timeout(self.drain_timeout, futures::future::join_all(joins)).await.is_err() {
+        if tokio::time::timeout(self.drain_timeout, futures::future::join_all(joins))
+            .await
+            .is_err()
+        {
             tracing::warn!(timeout = ?self.drain_timeout, "partition tasks did not finish in time; their unstored work is redelivered");
         }
     }
@@ -213,9 +240,16 @@ impl EventConsumer {
         let poller = {
             let consumer = consumer.clone();
             let stop = stop.clone();
-            std::thread::Builder::new().name("kafka-consumer".into()).spawn(move || poll_loop(consumer, stop))?
+            std::thread::Builder::new()
+                .name("kafka-consumer".into())
+                .spawn(move || poll_loop(consumer, stop))?
         };
-        Ok(Self { consumer, poller, stop, lag_interval: settings.lag_interval })
+        Ok(Self {
+            consumer,
+            poller,
+            stop,
+            lag_interval: settings.lag_interval,
+        })
     }
 
     /// A handle for readiness probes that does not keep the consumer alive.
@@ -226,7 +260,11 @@ impl EventConsumer {
     /// Runs until `cancel`, then: stops the partition tasks and waits (bounded)
     /// for their batch in hand, commits the stored offsets, leaves the group.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
-        let sampler = tokio::spawn(lag::sample(Arc::downgrade(&self.consumer), self.lag_interval, cancel.child_token()));
+        let sampler = tokio::spawn(lag::sample(
+            Arc::downgrade(&self.consumer),
+            self.lag_interval,
+            cancel.child_token(),
+        ));
         cancel.cancelled().await;
         tracing::info!("consumer stopping: draining partitions");
         let ctx = self.consumer.context();
@@ -256,7 +294,12 @@ fn poll_loop(consumer: Arc<KafkaConsumer>, stop: Arc<AtomicBool>) {
             // Its offset is never stored, so it is redelivered.
             Some(Ok(m)) => {
                 use rdkafka::Message;
-                tracing::warn!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "record on the main queue; left for redelivery")
+                tracing::warn!(
+                    topic = m.topic(),
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    "record on the main queue; left for redelivery"
+                )
             }
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
             None => {}
@@ -273,9 +316,15 @@ pub struct KafkaProbe(Weak<KafkaConsumer>);
 impl KafkaProbe {
     /// True when the cluster's metadata can be fetched within `timeout`.
     pub async fn ready(&self, timeout: Duration) -> bool {
-        let Some(consumer) = self.0.upgrade() else { return false };
-        tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, timeout).is_ok_and(|m| !m.brokers().is_empty()))
-            .await
-            .unwrap_or(false)
+        let Some(consumer) = self.0.upgrade() else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_metadata(None, timeout)
+                .is_ok_and(|m| !m.brokers().is_empty())
+        })
+        .await
+        .unwrap_or(false)
     }
 }

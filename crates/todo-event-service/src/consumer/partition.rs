@@ -58,7 +58,15 @@ pub(crate) async fn run(
     let mut in_flight_notifications = 0usize;
 
     loop {
-        store_finished(&consumer, &topic, partition, &mut pending, &mut in_flight_notifications, false).await;
+        store_finished(
+            &consumer,
+            &topic,
+            partition,
+            &mut pending,
+            &mut in_flight_notifications,
+            false,
+        )
+        .await;
         if cancel.is_cancelled() {
             break;
         }
@@ -72,7 +80,10 @@ pub(crate) async fn run(
             }
             continue;
         }
-        let next_offset = batch.last().map(|r| r.offset + 1).expect("batch is not empty");
+        let next_offset = batch
+            .last()
+            .map(|r| r.offset + 1)
+            .expect("batch is not empty");
         let notifications = match processor.process(&batch, &cancel).await {
             Ok(n) => n,
             Err(Cancelled) => break,
@@ -81,22 +92,45 @@ pub(crate) async fn run(
         let done = if notifications.is_empty() {
             None
         } else {
-            let notifier = processor.notifier().expect("notifications only with a notifier").clone();
+            let notifier = processor
+                .notifier()
+                .expect("notifications only with a notifier")
+                .clone();
             let cancel = cancel.clone();
             Some(tokio::spawn(
                 async move { notifier.notify_all(&notifications, &cancel).await }.in_current_span(),
             ))
         };
         in_flight_notifications += count;
-        pending.push_back(Pending { next_offset, notifications: count, done });
+        pending.push_back(Pending {
+            next_offset,
+            notifications: count,
+            done,
+        });
         while in_flight_notifications > MAX_PENDING_NOTIFICATIONS && !cancel.is_cancelled() {
-            store_finished(&consumer, &topic, partition, &mut pending, &mut in_flight_notifications, true).await;
+            store_finished(
+                &consumer,
+                &topic,
+                partition,
+                &mut pending,
+                &mut in_flight_notifications,
+                true,
+            )
+            .await;
         }
     }
     // Drain: what finished is stored; the caller bounds how long this takes.
     while !pending.is_empty() {
         let before = pending.len();
-        store_finished(&consumer, &topic, partition, &mut pending, &mut in_flight_notifications, true).await;
+        store_finished(
+            &consumer,
+            &topic,
+            partition,
+            &mut pending,
+            &mut in_flight_notifications,
+            true,
+        )
+        .await;
         if pending.len() == before {
             break;
         }

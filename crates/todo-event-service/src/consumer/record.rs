@@ -31,7 +31,11 @@ impl Record {
     pub fn from_message(m: &BorrowedMessage<'_>) -> Self {
         let headers = m
             .headers()
-            .map(|h| h.iter().map(|hd| (hd.key.to_owned(), hd.value.map(<[u8]>::to_vec))).collect())
+            .map(|h| {
+                h.iter()
+                    .map(|hd| (hd.key.to_owned(), hd.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
             .unwrap_or_default();
         Self {
             topic: m.topic().to_owned(),

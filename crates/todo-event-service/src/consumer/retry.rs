@@ -18,7 +18,11 @@ pub struct Backoff {
 impl Backoff {
     /// A policy; a factor below 1 is taken as 1.
     pub fn new(base: Duration, factor: f64, cap: Duration) -> Self {
-        Self { base, factor: factor.max(1.0), cap }
+        Self {
+            base,
+            factor: factor.max(1.0),
+            cap,
+        }
     }
 
     /// The ceiling of the wait after failed attempt number `attempt` (1-based).
@@ -50,7 +54,11 @@ mod tests {
 
     #[test]
     fn the_backoff_grows_by_the_factor_until_the_cap() {
-        let b = Backoff::new(Duration::from_millis(100), 2.0, Duration::from_millis(1_000));
+        let b = Backoff::new(
+            Duration::from_millis(100),
+            2.0,
+            Duration::from_millis(1_000),
+        );
         assert_eq!(b.ceiling(1), Duration::from_millis(100));
         assert_eq!(b.ceiling(2), Duration::from_millis(200));
         assert_eq!(b.ceiling(4), Duration::from_millis(800));
@@ -65,7 +73,11 @@ mod tests {
             let ceiling = b.ceiling(attempt);
             for _ in 0..50 {
                 let d = b.delay(attempt);
-                assert!(d >= ceiling / 2 && d <= ceiling, "{d:?} outside [{:?}, {ceiling:?}]", ceiling / 2);
+                assert!(
+                    d >= ceiling / 2 && d <= ceiling,
+                    "{d:?} outside [{:?}, {ceiling:?}]",
+                    ceiling / 2
+                );
             }
         }
     }

@@ -67,12 +67,17 @@ impl Processor {
 
     /// Decodes and validates one record (the topic mapped to its contract name first).
     pub fn decode(&self, record: &Record) -> Result<Event, DeadLetter> {
-        let canonical = self.topics.canonical(&record.topic).unwrap_or(&record.topic);
+        let canonical = self
+            .topics
+            .canonical(&record.topic)
+            .unwrap_or(&record.topic);
         let bytes = record.value.as_deref().unwrap_or_default();
-        decode_record(canonical, record.header(headers::CONTENT_TYPE), bytes).map_err(|e| DeadLetter {
-            class: e.class().to_owned(),
-            message: e.to_string(),
-            attempts: 1,
+        decode_record(canonical, record.header(headers::CONTENT_TYPE), bytes).map_err(|e| {
+            DeadLetter {
+                class: e.class().to_owned(),
+                message: e.to_string(),
+                attempts: 1,
+            }
         })
     }
 
@@ -80,7 +85,11 @@ impl Processor {
     /// `Ok`, every record has been applied or dead-lettered and its offset may
     /// be stored; the `task.completed` events are returned for the notifier.
     /// `Err(Cancelled)`: stopped part-way; store nothing (redelivery is harmless).
-    pub async fn process(&self, batch: &[Record], cancel: &CancellationToken) -> Result<Notifications, Cancelled> {
+    pub async fn process(
+        &self,
+        batch: &[Record],
+        cancel: &CancellationToken,
+    ) -> Result<Notifications, Cancelled> {
         let mut incoming = Vec::with_capacity(batch.len());
         let mut records = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
@@ -120,7 +129,10 @@ impl Processor {
             }
         }
         if applied.duplicates > 0 {
-            tracing::debug!(duplicates = applied.duplicates, "redelivered events changed nothing");
+            tracing::debug!(
+                duplicates = applied.duplicates,
+                "redelivered events changed nothing"
+            );
             crate::metrics::duplicates(applied.duplicates as u64);
         }
 
@@ -142,14 +154,23 @@ impl Processor {
         if batch.is_empty() {
             return Ok((Applied::default(), Vec::new()));
         }
-        match self.apply_with_retry(batch, batch.len() == 1, cancel).await? {
+        match self
+            .apply_with_retry(batch, batch.len() == 1, cancel)
+            .await?
+        {
             Ok(applied) => Ok((applied, Vec::new())),
             Err(_) if batch.len() > 1 => {
-                tracing::warn!(events = batch.len(), "a handler failed on the batch; applying its events one by one");
+                tracing::warn!(
+                    events = batch.len(),
+                    "a handler failed on the batch; applying its events one by one"
+                );
                 let mut total = Applied::default();
                 let mut failed = Vec::new();
                 for (i, one) in batch.iter().enumerate() {
-                    match self.apply_with_retry(std::slice::from_ref(one), true, cancel).await? {
+                    match self
+                        .apply_with_retry(std::slice::from_ref(one), true, cancel)
+                        .await?
+                    {
                         Ok(a) => {
                             total.new += a.new;
                             total.duplicates += a.duplicates;
@@ -207,7 +228,11 @@ impl Processor {
                 }
                 Failure::Conflict | Failure::Handler => {
                     attempts += 1;
-                    let failure = DeadLetter { class: HANDLER_FAILED.into(), message: err.to_string(), attempts };
+                    let failure = DeadLetter {
+                        class: HANDLER_FAILED.into(),
+                        message: err.to_string(),
+                        attempts,
+                    };
                     if !exhaust {
                         return Ok(Err(failure));
                     }

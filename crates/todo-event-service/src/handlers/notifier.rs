@@ -68,7 +68,12 @@ impl Notifier {
         let redis = ConnectionManager::new_lazy_with_config(client, cfg)?;
         Ok(Self {
             http: reqwest::Client::builder().timeout(s.timeout).build()?,
-            urls: s.urls.into_iter().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect(),
+            urls: s
+                .urls
+                .into_iter()
+                .map(|u| u.trim().to_owned())
+                .filter(|u| !u.is_empty())
+                .collect(),
             redis,
             dedup_ttl_s: s.dedup_ttl_s,
             claim_ttl_ms: s.claim_ttl_ms,
@@ -86,7 +91,11 @@ impl Notifier {
 
     /// Notifies every URL of every event; returns when each notification was
     /// sent (now or before) or dead-lettered.
-    pub async fn notify_all(&self, events: &[(Record, Event)], cancel: &CancellationToken) -> Result<(), Cancelled> {
+    pub async fn notify_all(
+        &self,
+        events: &[(Record, Event)],
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
         for (record, event) in events {
             for url in &self.urls {
                 self.notify(record, event, url, cancel).await?;
@@ -96,7 +105,13 @@ impl Notifier {
     }
 
     #[tracing::instrument(skip_all, fields(event_id = %event.event_id, correlation_id = %event.correlation_id, task_id = event.task_id(), url = %url))]
-    async fn notify(&self, record: &Record, event: &Event, url: &str, cancel: &CancellationToken) -> Result<(), Cancelled> {
+    async fn notify(
+        &self,
+        record: &Record,
+        event: &Event,
+        url: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
         let key = Self::dedup_key(event, url);
         if !self.claim(&key, cancel).await? {
             tracing::debug!("already notified");
@@ -133,7 +148,11 @@ impl Notifier {
             Err(e) => {
                 tracing::error!(error = %e, attempts = attempt, "webhook kept failing; dead-lettering the event");
                 self.release(&key).await;
-                let failure = Failure { class: WEBHOOK_FAILED.into(), message: format!("{url}: {e}"), attempts: attempt };
+                let failure = Failure {
+                    class: WEBHOOK_FAILED.into(),
+                    message: format!("{url}: {e}"),
+                    attempts: attempt,
+                };
                 self.dead_letters.send(record, &failure, cancel).await
             }
         }

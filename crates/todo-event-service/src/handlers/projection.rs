@@ -109,7 +109,10 @@ impl TaskDelta {
     /// Folds one event into the delta.
     pub fn apply(&mut self, event: &Event) {
         let p = &event.payload;
-        let stamp = Stamp { version: p.task_version(), at: p.occurred_at() };
+        let stamp = Stamp {
+            version: p.task_version(),
+            at: p.occurred_at(),
+        };
         self.last_event_at = self.last_event_at.max(stamp.at);
         self.task_version = self.task_version.max(stamp.version);
         if let Some(u) = p.user_id() {
@@ -118,19 +121,55 @@ impl TaskDelta {
         match p {
             Payload::Created(c) => {
                 self.created_at = min_opt(self.created_at, Some(c.created_at));
-                let content = Content { title: c.title.clone(), description: c.description.clone() };
-                keep_newer(&mut self.content, Stamped { stamp, value: content });
-                keep_newer(&mut self.status, Stamped { stamp, value: c.status });
+                let content = Content {
+                    title: c.title.clone(),
+                    description: c.description.clone(),
+                };
+                keep_newer(
+                    &mut self.content,
+                    Stamped {
+                        stamp,
+                        value: content,
+                    },
+                );
+                keep_newer(
+                    &mut self.status,
+                    Stamped {
+                        stamp,
+                        value: c.status,
+                    },
+                );
             }
             Payload::Updated(u) => {
-                let content = Content { title: u.title.clone(), description: u.description.clone() };
-                keep_newer(&mut self.content, Stamped { stamp, value: content });
-                keep_newer(&mut self.status, Stamped { stamp, value: u.status });
+                let content = Content {
+                    title: u.title.clone(),
+                    description: u.description.clone(),
+                };
+                keep_newer(
+                    &mut self.content,
+                    Stamped {
+                        stamp,
+                        value: content,
+                    },
+                );
+                keep_newer(
+                    &mut self.status,
+                    Stamped {
+                        stamp,
+                        value: u.status,
+                    },
+                );
             }
             Payload::Completed(c) => {
                 self.first_completed_at = min_opt(self.first_completed_at, Some(c.completed_at));
                 self.last_completed_at = self.last_completed_at.max(Some(c.completed_at));
-                keep_newer(&mut self.status, Stamped { stamp, value: TaskStatus::Complete });
+                keep_newer(
+                    &mut self.status,
+                    Stamped {
+                        stamp,
+                        value: TaskStatus::Complete,
+                    },
+                );
             }
             Payload::Deleted(d) => {
                 self.deleted_at = min_opt(self.deleted_at, Some(d.deleted_at));
@@ -155,7 +194,9 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<TaskDelta> {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use todo_events::{Changes, EventVersion, TaskCompleted, TaskCreated, TaskDeleted, TaskUpdated};
+    use todo_events::{
+        Changes, EventVersion, TaskCompleted, TaskCreated, TaskDeleted, TaskUpdated,
+    };
     use uuid::Uuid;
 
     use super::*;
@@ -184,7 +225,11 @@ mod tests {
             description: Some("d".into()),
             status,
             updated_at: t(at),
-            changes: Changes { title: true, description: false, status: false },
+            changes: Changes {
+                title: true,
+                description: false,
+                status: false,
+            },
             user_id: None,
             task_version: v,
         };
@@ -192,12 +237,22 @@ mod tests {
     }
 
     fn completed(v: Option<i64>, at: i64) -> Event {
-        let p = TaskCompleted { task_id: 7, completed_at: t(at), user_id: None, task_version: v };
+        let p = TaskCompleted {
+            task_id: 7,
+            completed_at: t(at),
+            user_id: None,
+            task_version: v,
+        };
         Event::new(p.into(), EventVersion::V2, Uuid::new_v4())
     }
 
     fn deleted(v: Option<i64>, at: i64) -> Event {
-        let p = TaskDeleted { task_id: 7, deleted_at: t(at), user_id: None, task_version: v };
+        let p = TaskDeleted {
+            task_id: 7,
+            deleted_at: t(at),
+            user_id: None,
+            task_version: v,
+        };
         Event::new(p.into(), EventVersion::V2, Uuid::new_v4())
     }
 
@@ -239,27 +294,42 @@ mod tests {
 
     #[test]
     fn an_update_read_before_its_create_keeps_the_updated_title() {
-        let d = &fold(&[updated(Some(2), 10, "renamed", TaskStatus::Incomplete), created(Some(1), 0, "original")])[0];
+        let d = &fold(&[
+            updated(Some(2), 10, "renamed", TaskStatus::Incomplete),
+            created(Some(1), 0, "original"),
+        ])[0];
         assert_eq!(d.content.as_ref().unwrap().value.title, "renamed");
         assert_eq!(d.created_at, Some(t(0)));
     }
 
     #[test]
     fn v1_events_without_a_version_are_ordered_by_time() {
-        let d = &fold(&[completed(None, 20), updated(None, 10, "x", TaskStatus::Incomplete)])[0];
+        let d = &fold(&[
+            completed(None, 20),
+            updated(None, 10, "x", TaskStatus::Incomplete),
+        ])[0];
         assert_eq!(d.status.as_ref().unwrap().value, TaskStatus::Complete);
     }
 
     #[test]
     fn a_delete_leaves_a_tombstone_whatever_arrives_after_it() {
-        let d = &fold(&[deleted(Some(3), 30), updated(Some(2), 20, "late", TaskStatus::Incomplete)])[0];
+        let d = &fold(&[
+            deleted(Some(3), 30),
+            updated(Some(2), 20, "late", TaskStatus::Incomplete),
+        ])[0];
         assert_eq!(d.deleted_at, Some(t(30)));
     }
 
     #[test]
     fn a_newer_version_wins_even_with_an_older_clock() {
-        let new = Stamp { version: Some(5), at: t(0) };
-        let old = Stamp { version: Some(4), at: t(100) };
+        let new = Stamp {
+            version: Some(5),
+            at: t(0),
+        };
+        let old = Stamp {
+            version: Some(4),
+            at: t(100),
+        };
         assert!(new.newer_than(&old));
         assert!(!old.newer_than(&new));
     }

@@ -23,9 +23,14 @@ struct Params {
 async fn summary(State(state): State<AppState>, Query(p): Query<Params>) -> Result<Json<Summary>> {
     let hours = match p.hours {
         None => 24,
-        Some(s) => s.parse::<i32>().ok().filter(|n| (1..=24 * 31).contains(n)).ok_or_else(|| {
-            ApiError::BadRequest { field: "hours", message: "must be an integer from 1 to 744".into() }
-        })?,
+        Some(s) => s
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (1..=24 * 31).contains(n))
+            .ok_or_else(|| ApiError::BadRequest {
+                field: "hours",
+                message: "must be an integer from 1 to 744".into(),
+            })?,
     };
     Ok(Json(store::summary(&state.pool, hours).await?))
 }

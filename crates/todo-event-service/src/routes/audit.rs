@@ -25,16 +25,26 @@ pub struct TaskAudit {
     pub events: Vec<AuditEntry>,
 }
 
-async fn task_audit(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TaskAudit>> {
+async fn task_audit(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<TaskAudit>> {
     let task_id: i64 = id
         .parse()
         .ok()
         .filter(|n| *n > 0)
-        .ok_or_else(|| ApiError::BadRequest { field: "id", message: "must be a positive integer".into() })?;
+        .ok_or_else(|| ApiError::BadRequest {
+            field: "id",
+            message: "must be a positive integer".into(),
+        })?;
     let events = store::task_history(&state.pool, task_id).await?;
     if events.is_empty() {
         return Err(ApiError::TaskNotFound(task_id));
     }
     let current = store::projected_task(&state.pool, task_id).await?;
-    Ok(Json(TaskAudit { task_id, current, events }))
+    Ok(Json(TaskAudit {
+        task_id,
+        current,
+        events,
+    }))
 }

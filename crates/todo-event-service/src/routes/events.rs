@@ -24,12 +24,20 @@ struct Params {
     limit: Option<String>,
 }
 
-async fn recent(State(state): State<AppState>, Query(p): Query<Params>) -> Result<Json<Vec<AuditEntry>>> {
+async fn recent(
+    State(state): State<AppState>,
+    Query(p): Query<Params>,
+) -> Result<Json<Vec<AuditEntry>>> {
     let limit = match p.limit {
         None => DEFAULT_LIMIT,
-        Some(s) => s.parse::<i64>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
-            ApiError::BadRequest { field: "limit", message: format!("must be an integer from 1 to {MAX_LIMIT}") }
-        })?,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| ApiError::BadRequest {
+                field: "limit",
+                message: format!("must be an integer from 1 to {MAX_LIMIT}"),
+            })?,
     };
     Ok(Json(store::recent_events(&state.pool, limit).await?))
 }

@@ -13,7 +13,10 @@ use crate::startup::AppState;
 
 /// `/health`, `/ready`, `/metrics`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health)).route("/ready", get(ready)).route("/metrics", get(metrics))
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
 }
 
 /// Live: the process answers.
@@ -24,19 +27,29 @@ pub async fn health() -> Json<Value> {
 /// Ready: the database and Kafka answer within a second.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let db = async {
-        tokio::time::timeout(Duration::from_secs(1), sqlx::query("SELECT 1").execute(&state.pool))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            sqlx::query("SELECT 1").execute(&state.pool),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
     };
     let kafka = state.kafka.ready(Duration::from_secs(1));
     let (db, kafka) = tokio::join!(db, kafka);
     let word = |up: bool| if up { "up" } else { "down" };
     let body = json!({ "status": if db && kafka { "ready" } else { "unavailable" }, "database": word(db), "kafka": word(kafka) });
-    let status = if db && kafka { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db && kafka {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }
 
 /// Prometheus exposition.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }

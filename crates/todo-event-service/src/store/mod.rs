@@ -27,14 +27,17 @@ pub enum Failure {
 /// Classifies a database error.
 pub fn classify(e: &sqlx::Error) -> Failure {
     match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-            Failure::Outage
-        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => Failure::Outage,
         sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => Failure::Outage,
         sqlx::Error::Database(db) => match db.code().as_deref() {
             // 08xxx connection exceptions, 57Pxx shutdown / cannot connect now,
             // 53xxx insufficient resources (too many connections, disk full).
-            Some(c) if c.starts_with("08") || c.starts_with("57P") || c.starts_with("53") => Failure::Outage,
+            Some(c) if c.starts_with("08") || c.starts_with("57P") || c.starts_with("53") => {
+                Failure::Outage
+            }
             // 40001 serialization_failure, 40P01 deadlock_detected.
             Some("40001") | Some("40P01") => Failure::Conflict,
             _ => Failure::Handler,
@@ -44,7 +47,11 @@ pub fn classify(e: &sqlx::Error) -> Failure {
 }
 
 /// Connects, creating the database if it is missing, and runs the migrations.
-pub async fn connect(url: &str, max_connections: u32, acquire_timeout: std::time::Duration) -> anyhow::Result<PgPool> {
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: std::time::Duration,
+) -> anyhow::Result<PgPool> {
     use sqlx::migrate::MigrateDatabase;
     if !sqlx::Postgres::database_exists(url).await? {
         tracing::info!("creating the event store database");

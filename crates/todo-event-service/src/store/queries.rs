@@ -38,7 +38,8 @@ pub struct AuditEntry {
     pub event: serde_json::Value,
 }
 
-const AUDIT_COLUMNS: &str = "event_id, event_type, event_version, task_id, task_version, topic, kafka_partition,
+const AUDIT_COLUMNS: &str =
+    "event_id, event_type, event_version, task_id, task_version, topic, kafka_partition,
     kafka_offset, correlation_id, event_timestamp, occurred_at, processed_at, event";
 
 /// A task's events in the order they happened (by task version where known,
@@ -57,10 +58,12 @@ pub async fn task_history(pool: &PgPool, task_id: i64) -> Result<Vec<AuditEntry>
 /// The most recently processed events, newest first.
 #[tracing::instrument(skip(pool))]
 pub async fn recent_events(pool: &PgPool, limit: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY id DESC LIMIT $1"))
-        .bind(limit)
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY id DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }
 
 /// Current state of a task as the projection has it.
@@ -90,7 +93,10 @@ pub struct ProjectedTask {
 
 /// The projected state of `task_id`.
 #[tracing::instrument(skip(pool))]
-pub async fn projected_task(pool: &PgPool, task_id: i64) -> Result<Option<ProjectedTask>, sqlx::Error> {
+pub async fn projected_task(
+    pool: &PgPool,
+    task_id: i64,
+) -> Result<Option<ProjectedTask>, sqlx::Error> {
     sqlx::query_as(
         "SELECT task_id, title, description, status, completed_at, created_at, user_id, deleted, deleted_at, task_version
          FROM task_projection WHERE task_id = $1",
@@ -161,5 +167,9 @@ pub async fn summary(pool: &PgPool, hours: i32) -> Result<Summary, sqlx::Error> 
     )
     .fetch_one(pool)
     .await?;
-    Ok(Summary { totals: totals.into_iter().collect(), hourly, completion })
+    Ok(Summary {
+        totals: totals.into_iter().collect(),
+        hourly,
+        completion,
+    })
 }

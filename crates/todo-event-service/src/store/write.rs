@@ -40,7 +40,10 @@ pub async fn apply_batch(pool: &PgPool, batch: &[Incoming]) -> Result<Applied, s
     let fresh = record_processed(&mut tx, batch).await?;
     let new: Vec<&Incoming> = {
         let mut seen = HashSet::new();
-        batch.iter().filter(|i| fresh.contains(&i.event.event_id) && seen.insert(i.event.event_id)).collect()
+        batch
+            .iter()
+            .filter(|i| fresh.contains(&i.event.event_id) && seen.insert(i.event.event_id))
+            .collect()
     };
     if !new.is_empty() {
         insert_audit(&mut tx, &new).await?;
@@ -55,12 +58,18 @@ pub async fn apply_batch(pool: &PgPool, batch: &[Incoming]) -> Result<Applied, s
         record_completions(&mut tx, &completion_candidates).await?;
     }
     tx.commit().await?;
-    Ok(Applied { new: new.len(), duplicates: batch.len() - new.len() })
+    Ok(Applied {
+        new: new.len(),
+        duplicates: batch.len() - new.len(),
+    })
 }
 
 /// Inserts the batch's event ids; returns those that were not there before.
 #[tracing::instrument(skip_all)]
-async fn record_processed(tx: &mut Transaction<'_, Postgres>, batch: &[Incoming]) -> Result<HashSet<Uuid>, sqlx::Error> {
+async fn record_processed(
+    tx: &mut Transaction<'_, Postgres>,
+    batch: &[Incoming],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
     let ids: Vec<Uuid> = batch.iter().map(|i| i.event.event_id).collect();
     let rows: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO processed_events (event_id) SELECT * FROM UNNEST($1::uuid[])
@@ -73,7 +82,10 @@ async fn record_processed(tx: &mut Transaction<'_, Postgres>, batch: &[Incoming]
 }
 
 #[tracing::instrument(skip_all)]
-async fn insert_audit(tx: &mut Transaction<'_, Postgres>, new: &[&Incoming]) -> Result<(), sqlx::Error> {
+async fn insert_audit(
+    tx: &mut Transaction<'_, Postgres>,
+    new: &[&Incoming],
+) -> Result<(), sqlx::Error> {
     let n = new.len();
     let mut event_id = Vec::with_capacity(n);
     let mut event_type = Vec::with_capacity(n);
@@ -128,7 +140,10 @@ async fn insert_audit(tx: &mut Transaction<'_, Postgres>, new: &[&Incoming]) -> 
 /// Merges the deltas into `task_projection`, group by group, with the rule of
 /// [`projection::Stamp::newer_than`] (SQL `stamp_newer`).
 #[tracing::instrument(skip_all)]
-async fn upsert_projection(tx: &mut Transaction<'_, Postgres>, deltas: &[TaskDelta]) -> Result<(), sqlx::Error> {
+async fn upsert_projection(
+    tx: &mut Transaction<'_, Postgres>,
+    deltas: &[TaskDelta],
+) -> Result<(), sqlx::Error> {
     let n = deltas.len();
     let mut task_id = Vec::with_capacity(n);
     let mut title: Vec<Option<&str>> = Vec::with_capacity(n);
@@ -148,7 +163,11 @@ async fn upsert_projection(tx: &mut Transaction<'_, Postgres>, deltas: &[TaskDel
     for d in deltas {
         task_id.push(d.task_id);
         title.push(d.content.as_ref().map(|c| c.value.title.as_str()));
-        description.push(d.content.as_ref().and_then(|c| c.value.description.as_deref()));
+        description.push(
+            d.content
+                .as_ref()
+                .and_then(|c| c.value.description.as_deref()),
+        );
         content_version.push(d.content.as_ref().and_then(|c| c.stamp.version));
         content_at.push(d.content.as_ref().map(|c| c.stamp.at));
         status.push(d.status.as_ref().map(|s| s.value.as_str()));
@@ -222,7 +241,10 @@ async fn upsert_projection(tx: &mut Transaction<'_, Postgres>, deltas: &[TaskDel
 
 /// Adds the batch's events to the per-hour counts (by the hour the change happened).
 #[tracing::instrument(skip_all)]
-async fn count_hourly(tx: &mut Transaction<'_, Postgres>, new: &[&Incoming]) -> Result<(), sqlx::Error> {
+async fn count_hourly(
+    tx: &mut Transaction<'_, Postgres>,
+    new: &[&Incoming],
+) -> Result<(), sqlx::Error> {
     let mut counts: BTreeMap<(DateTime<Utc>, EventType), i64> = BTreeMap::new();
     for i in new {
         let at = i.event.payload.occurred_at();
@@ -230,7 +252,8 @@ async fn count_hourly(tx: &mut Transaction<'_, Postgres>, new: &[&Incoming]) -> 
         *counts.entry((hour, i.event.event_type())).or_default() += 1;
     }
     let (keys, n): (Vec<_>, Vec<i64>) = counts.into_iter().unzip();
-    let (hours, types): (Vec<DateTime<Utc>>, Vec<&str>) = keys.into_iter().map(|(h, t)| (h, t.as_str())).unzip();
+    let (hours, types): (Vec<DateTime<Utc>>, Vec<&str>) =
+        keys.into_iter().map(|(h, t)| (h, t.as_str())).unzip();
     sqlx::query(
         "INSERT INTO event_counts_hourly (hour, event_type, count)
          SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::int8[])
@@ -247,7 +270,10 @@ async fn count_hourly(tx: &mut Transaction<'_, Postgres>, new: &[&Incoming]) -> 
 /// Records created-to-first-completed durations of tasks whose creation and
 /// completion are both known now (in either arrival order).
 #[tracing::instrument(skip_all)]
-async fn record_completions(tx: &mut Transaction<'_, Postgres>, task_ids: &[i64]) -> Result<(), sqlx::Error> {
+async fn record_completions(
+    tx: &mut Transaction<'_, Postgres>,
+    task_ids: &[i64],
+) -> Result<(), sqlx::Error> {
     if task_ids.is_empty() {
         return Ok(());
     }

@@ -24,7 +24,8 @@ fn the_alert_rules_pass_promtool_check_rules() {
 
 #[test]
 fn the_alert_rules_pass_their_promtool_unit_tests() {
-    let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ops/prometheus/alerts_test.yml");
+    let tests =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ops/prometheus/alerts_test.yml");
     let out = Command::new("promtool")
         .args(["test", "rules"])
         .arg(tests)

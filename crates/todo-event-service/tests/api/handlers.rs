@@ -19,25 +19,46 @@ async fn every_event_is_in_the_audit_log_with_where_it_was_read_from() {
     for e in &events {
         h.produce(std::slice::from_ref(e)).await;
     }
-    h.wait_for("SELECT count(*) FROM audit_log WHERE task_id = 11", 4).await;
+    h.wait_for("SELECT count(*) FROM audit_log WHERE task_id = 11", 4)
+        .await;
 
     // Assert
     let audit = svc.get_json("/audit/tasks/11").await;
     let entries = audit["events"].as_array().unwrap();
-    let types: Vec<&str> = entries.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["task.created", "task.updated", "task.completed", "task.deleted"]);
+    let types: Vec<&str> = entries
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "task.created",
+            "task.updated",
+            "task.completed",
+            "task.deleted"
+        ]
+    );
     for (entry, event) in entries.iter().zip(&events) {
         assert_eq!(entry["event_id"], event.event_id.to_string());
         assert_eq!(entry["correlation_id"], event.correlation_id.to_string());
         assert_eq!(entry["topic"], h.topic(event.event_type()));
         assert!(entry["partition"].as_i64().unwrap() >= 0);
-        assert_eq!(entry["offset"], 0, "one record per topic, so each is at offset 0");
-        let ts: chrono::DateTime<chrono::Utc> = entry["event_timestamp"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            entry["offset"], 0,
+            "one record per topic, so each is at offset 0"
+        );
+        let ts: chrono::DateTime<chrono::Utc> =
+            entry["event_timestamp"].as_str().unwrap().parse().unwrap();
         assert_eq!(ts, event.timestamp);
         assert!(entry["processed_at"].is_string());
         assert_eq!(entry["event"]["payload"]["task_id"], 11);
     }
-    let recent: Vec<Value> = svc.get_json("/events?limit=2").await.as_array().unwrap().clone();
+    let recent: Vec<Value> = svc
+        .get_json("/events?limit=2")
+        .await
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(recent.len(), 2);
     assert_eq!(svc.get("/audit/tasks/999").await.status(), 404);
     assert_eq!(svc.get("/events?limit=0").await.status(), 400);
@@ -53,9 +74,14 @@ async fn the_projection_holds_each_tasks_latest_state_and_a_tombstone_after_dele
     let svc = h.spawn().await;
 
     // Act
-    h.produce(&[created(1, Some(1), 0, "one"), created(2, Some(1), 0, "two")]).await;
+    h.produce(&[created(1, Some(1), 0, "one"), created(2, Some(1), 0, "two")])
+        .await;
     h.wait_for("SELECT count(*) FROM processed_events", 2).await;
-    h.produce(&[updated(1, Some(2), 5, "one, renamed", TaskStatus::Incomplete), completed(2, Some(2), 6)]).await;
+    h.produce(&[
+        updated(1, Some(2), 5, "one, renamed", TaskStatus::Incomplete),
+        completed(2, Some(2), 6),
+    ])
+    .await;
     h.wait_for("SELECT count(*) FROM processed_events", 4).await;
     h.produce(&[deleted(2, Some(3), 7)]).await;
     h.wait_for("SELECT count(*) FROM processed_events", 5).await;
@@ -118,7 +144,8 @@ async fn offsets_are_committed_after_processing_up_to_the_last_record() {
 
     // Act
     h.produce(&events).await;
-    h.wait_for("SELECT count(*) FROM processed_events", 30).await;
+    h.wait_for("SELECT count(*) FROM processed_events", 30)
+        .await;
 
     // Assert: every partition's committed offset reaches its high watermark
     // (the next offset to read: last processed + 1).
@@ -126,14 +153,19 @@ async fn offsets_are_committed_after_processing_up_to_the_last_record() {
     let ok = todo_testkit::eventually(PATIENCE, || async {
         let rows = h.committed_and_high().await;
         let mine: Vec<_> = rows.into_iter().filter(|r| r.0 == created_topic).collect();
-        mine.iter().all(|(_, _, committed, high)| *high == 0 || *committed == Some(*high)).then_some(mine)
+        mine.iter()
+            .all(|(_, _, committed, high)| *high == 0 || *committed == Some(*high))
+            .then_some(mine)
     })
     .await;
     let rows = ok.expect("committed offsets reach the high watermarks");
     assert_eq!(rows.iter().map(|r| r.3).sum::<i64>(), 30);
 
     let metrics = svc.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("events_consumed_total{event_type=\"task.created\"}"), "{metrics}");
+    assert!(
+        metrics.contains("events_consumed_total{event_type=\"task.created\"}"),
+        "{metrics}"
+    );
     assert!(metrics.contains("event_processing_duration_seconds_bucket"));
     let lag_line = format!("consumer_lag{{topic=\"{created_topic}\",partition=\"0\"}} 0");
     let lag_zero = todo_testkit::eventually(PATIENCE, || async {
@@ -141,7 +173,10 @@ async fn offsets_are_committed_after_processing_up_to_the_last_record() {
         m.contains(&lag_line).then_some(())
     })
     .await;
-    assert!(lag_zero.is_some(), "consumer lag of a drained partition is sampled as 0");
+    assert!(
+        lag_zero.is_some(),
+        "consumer lag of a drained partition is sampled as 0"
+    );
     let ready = svc.get("/ready").await;
     assert_eq!(ready.status(), 200);
 }

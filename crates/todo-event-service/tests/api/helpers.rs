@@ -17,8 +17,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 use todo_event_service::{Application, Config};
 use todo_events::{
-    Changes, ContentType, Event, EventType, EventVersion, Payload, TaskCompleted, TaskCreated, TaskDeleted,
-    TaskStatus, TaskUpdated,
+    Changes, ContentType, Event, EventType, EventVersion, Payload, TaskCompleted, TaskCreated,
+    TaskDeleted, TaskStatus, TaskUpdated,
 };
 use todo_kafka::{ProducerArgs, TopicNames};
 use todo_testkit::{read_records, short_id, Record, Stack};
@@ -27,6 +27,9 @@ use uuid::Uuid;
 
 /// How long a test waits for something that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Topic, key, value and headers of one record to produce.
+type Encoded = (String, String, Vec<u8>, Vec<(&'static str, String)>);
 
 pub struct Harness {
     pub stack: Stack,
@@ -81,12 +84,31 @@ impl Harness {
         let database_url = stack.fresh_database().await.expect("fresh database");
         let prefix = stack.unique_topic_prefix();
         let topics = TopicNames::new(prefix.clone());
-        todo_testkit::create_topics(&stack, &topics.all()).await.expect("topics");
-        let producer = stack.kafka_args(&prefix).producer_config(&ProducerArgs::default()).unwrap().create().unwrap();
+        todo_testkit::create_topics(&stack, &topics.all())
+            .await
+            .expect("topics");
+        let producer = stack
+            .kafka_args(&prefix)
+            .producer_config(&ProducerArgs::default())
+            .unwrap()
+            .create()
+            .unwrap();
         // The service creates its tables; the harness only reads them.
-        todo_event_service::store::connect(&database_url, 2, Duration::from_secs(5)).await.unwrap().close().await;
+        todo_event_service::store::connect(&database_url, 2, Duration::from_secs(5))
+            .await
+            .unwrap()
+            .close()
+            .await;
         let pool = PgPool::connect(&database_url).await.unwrap();
-        Self { stack, database_url, prefix, group: format!("test-group-{}", short_id()), topics, producer, pool }
+        Self {
+            stack,
+            database_url,
+            prefix,
+            group: format!("test-group-{}", short_id()),
+            topics,
+            producer,
+            pool,
+        }
     }
 
     /// The configuration a test service starts from: fast retries and samples.
@@ -117,11 +139,18 @@ impl Harness {
     pub async fn spawn_with(&self, adjust: impl FnOnce(&mut Config)) -> TestService {
         let mut config = self.config();
         adjust(&mut config);
-        let app = Application::build(config).await.expect("the event service builds");
+        let app = Application::build(config)
+            .await
+            .expect("the event service builds");
         let address = format!("http://{}", app.local_addr());
         let cancel = CancellationToken::new();
         let handle = tokio::spawn(app.run_until_stopped(cancel.clone()));
-        TestService { address, client: reqwest::Client::new(), cancel, handle: Some(handle) }
+        TestService {
+            address,
+            client: reqwest::Client::new(),
+            cancel,
+            handle: Some(handle),
+        }
     }
 
     pub fn topic(&self, t: EventType) -> String {
@@ -134,12 +163,24 @@ impl Harness {
     }
 
     pub async fn produce_as(&self, events: &[Event], ct: ContentType) {
-        let encoded: Vec<(String, String, Vec<u8>, Vec<(&'static str, String)>)> = events
+        let encoded: Vec<Encoded> = events
             .iter()
-            .map(|e| (self.topic(e.event_type()), e.key(), e.encode(ct).unwrap(), e.headers(ct)))
+            .map(|e| {
+                (
+                    self.topic(e.event_type()),
+                    e.key(),
+                    e.encode(ct).unwrap(),
+                    e.headers(ct),
+                )
+            })
             .collect();
         let sends = encoded.iter().map(|(topic, key, value, headers)| {
-            self.send_raw(topic, Some(key.as_bytes()), value, headers.iter().map(|(k, v)| (*k, v.as_str())).collect())
+            self.send_raw(
+                topic,
+                Some(key.as_bytes()),
+                value,
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+            )
         });
         for r in futures::future::join_all(sends).await {
             r.expect("produced");
@@ -147,8 +188,16 @@ impl Harness {
     }
 
     /// Produces one record with exactly these bytes.
-    pub async fn produce_raw(&self, topic: &str, key: &str, value: &[u8], headers: Vec<(&str, &str)>) {
-        self.send_raw(topic, Some(key.as_bytes()), value, headers).await.expect("produced");
+    pub async fn produce_raw(
+        &self,
+        topic: &str,
+        key: &str,
+        value: &[u8],
+        headers: Vec<(&str, &str)>,
+    ) {
+        self.send_raw(topic, Some(key.as_bytes()), value, headers)
+            .await
+            .expect("produced");
     }
 
     async fn send_raw(
@@ -160,13 +209,21 @@ impl Harness {
     ) -> Result<(), String> {
         let mut h = OwnedHeaders::new();
         for (k, v) in &headers {
-            h = h.insert(Header { key: k, value: Some(v.as_bytes()) });
+            h = h.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
         }
-        let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(value).headers(h);
+        let mut rec: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(topic).payload(value).headers(h);
         if let Some(k) = key {
             rec = rec.key(k);
         }
-        self.producer.send(rec, Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| e.to_string())
+        self.producer
+            .send(rec, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| e.to_string())
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
@@ -181,7 +238,10 @@ impl Harness {
         })
         .await;
         if got.is_none() {
-            panic!("`{sql}` never returned {expected} (last: {})", self.scalar(sql).await);
+            panic!(
+                "`{sql}` never returned {expected} (last: {})",
+                self.scalar(sql).await
+            );
         }
     }
 
@@ -191,7 +251,14 @@ impl Harness {
 
     /// Records on the DLQ (reads for at most `timeout` or until `n` arrived).
     pub async fn dlq(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        read_records(&self.stack.kafka_bootstrap, &[self.topics.dlq()], n, timeout).await.unwrap()
+        read_records(
+            &self.stack.kafka_bootstrap,
+            &[self.topics.dlq()],
+            n,
+            timeout,
+        )
+        .await
+        .unwrap()
     }
 
     /// The group's committed offset of every task topic partition, and the high watermark.
@@ -203,10 +270,16 @@ impl Harness {
     pub async fn wait_all_committed(&self, group: &str) {
         let done = todo_testkit::eventually(PATIENCE, || async {
             let rows = self.committed_and_high_of(group).await;
-            rows.iter().all(|(_, _, c, high)| *high == 0 || *c == Some(*high)).then_some(())
+            rows.iter()
+                .all(|(_, _, c, high)| *high == 0 || *c == Some(*high))
+                .then_some(())
         })
         .await;
-        assert!(done.is_some(), "group {group} never committed everything: {:?}", self.committed_and_high_of(group).await);
+        assert!(
+            done.is_some(),
+            "group {group} never committed everything: {:?}",
+            self.committed_and_high_of(group).await
+        );
     }
 
     pub async fn committed_and_high_of(&self, group: &str) -> Vec<(String, i32, Option<i64>, i64)> {
@@ -230,7 +303,9 @@ impl Harness {
                 .elements()
                 .iter()
                 .map(|e| {
-                    let (_, high) = c.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10)).unwrap();
+                    let (_, high) = c
+                        .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
+                        .unwrap();
                     let off = match e.offset() {
                         Offset::Offset(o) => Some(o),
                         _ => None,
@@ -248,7 +323,11 @@ impl Harness {
 pub fn at(seconds: i64) -> DateTime<Utc> {
     use chrono::DurationRound;
     static BASE: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
-    let base = *BASE.get_or_init(|| (Utc::now() - TimeDelta::hours(3)).duration_trunc(TimeDelta::hours(1)).unwrap());
+    let base = *BASE.get_or_init(|| {
+        (Utc::now() - TimeDelta::hours(3))
+            .duration_trunc(TimeDelta::hours(1))
+            .unwrap()
+    });
     base + TimeDelta::seconds(seconds)
 }
 
@@ -265,14 +344,24 @@ pub fn created(task_id: i64, version: Option<i64>, at_s: i64, title: &str) -> Ev
     Event::new(Payload::Created(p), EventVersion::V2, Uuid::new_v4())
 }
 
-pub fn updated(task_id: i64, version: Option<i64>, at_s: i64, title: &str, status: TaskStatus) -> Event {
+pub fn updated(
+    task_id: i64,
+    version: Option<i64>,
+    at_s: i64,
+    title: &str,
+    status: TaskStatus,
+) -> Event {
     let p = TaskUpdated {
         task_id,
         title: title.into(),
         description: Some("details".into()),
         status,
         updated_at: at(at_s),
-        changes: Changes { title: true, description: true, status: false },
+        changes: Changes {
+            title: true,
+            description: true,
+            status: false,
+        },
         user_id: None,
         task_version: version,
     };
@@ -280,12 +369,22 @@ pub fn updated(task_id: i64, version: Option<i64>, at_s: i64, title: &str, statu
 }
 
 pub fn completed(task_id: i64, version: Option<i64>, at_s: i64) -> Event {
-    let p = TaskCompleted { task_id, completed_at: at(at_s), user_id: None, task_version: version };
+    let p = TaskCompleted {
+        task_id,
+        completed_at: at(at_s),
+        user_id: None,
+        task_version: version,
+    };
     Event::new(Payload::Completed(p), EventVersion::V2, Uuid::new_v4())
 }
 
 pub fn deleted(task_id: i64, version: Option<i64>, at_s: i64) -> Event {
-    let p = TaskDeleted { task_id, deleted_at: at(at_s), user_id: None, task_version: version };
+    let p = TaskDeleted {
+        task_id,
+        deleted_at: at(at_s),
+        user_id: None,
+        task_version: version,
+    };
     Event::new(Payload::Deleted(p), EventVersion::V2, Uuid::new_v4())
 }
 
@@ -315,7 +414,11 @@ impl Receiver {
             axum::routing::post(move |headers: HeaderMap, _body: String| {
                 let seen = seen.clone();
                 async move {
-                    let id = headers.get("x-event-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    let id = headers
+                        .get("x-event-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
                     let mut all = seen.lock().unwrap();
                     all.push(id);
                     if all.len() <= fail_first {

@@ -9,7 +9,8 @@ async fn events_that_overtake_each_other_across_topics_end_in_the_right_state() 
     let svc = h.spawn().await;
 
     // Act: the update, then the completion, are read before the create.
-    h.produce(&[updated(9, Some(2), 10, "renamed", TaskStatus::Incomplete)]).await;
+    h.produce(&[updated(9, Some(2), 10, "renamed", TaskStatus::Incomplete)])
+        .await;
     h.wait_for("SELECT count(*) FROM processed_events", 1).await;
     h.produce(&[completed(9, Some(3), 20)]).await;
     h.wait_for("SELECT count(*) FROM processed_events", 2).await;
@@ -19,13 +20,29 @@ async fn events_that_overtake_each_other_across_topics_end_in_the_right_state() 
     // Assert
     let audit = svc.get_json("/audit/tasks/9").await;
     let current = &audit["current"];
-    assert_eq!(current["title"], "renamed", "the older create does not overwrite the update");
+    assert_eq!(
+        current["title"], "renamed",
+        "the older create does not overwrite the update"
+    );
     assert_eq!(current["status"], "complete");
     assert_eq!(current["task_version"], 3);
     assert!(current["created_at"].is_string());
-    let types: Vec<&str> = audit["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["task.created", "task.updated", "task.completed"], "history in the order things happened");
-    assert_eq!(h.scalar("SELECT count(*) FROM task_completions WHERE task_id = 9").await, 1);
+    let types: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["task.created", "task.updated", "task.completed"],
+        "history in the order things happened"
+    );
+    assert_eq!(
+        h.scalar("SELECT count(*) FROM task_completions WHERE task_id = 9")
+            .await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -38,7 +55,8 @@ async fn v1_events_without_a_task_version_are_ordered_by_their_time() {
     // still says incomplete, and before the create.
     h.produce(&[v1(completed(4, None, 20))]).await;
     h.wait_for("SELECT count(*) FROM processed_events", 1).await;
-    h.produce(&[v1(updated(4, None, 10, "v1 title", TaskStatus::Incomplete))]).await;
+    h.produce(&[v1(updated(4, None, 10, "v1 title", TaskStatus::Incomplete))])
+        .await;
     h.wait_for("SELECT count(*) FROM processed_events", 2).await;
     h.produce(&[v1(created(4, None, 0, "first"))]).await;
     h.wait_for("SELECT count(*) FROM processed_events", 3).await;

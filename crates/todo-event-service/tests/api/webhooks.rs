@@ -15,18 +15,27 @@ async fn a_completed_task_is_posted_to_every_webhook_and_failures_are_retried() 
     let done = completed(40, Some(2), 10);
 
     // Act
-    h.produce(&[created(40, Some(1), 0, "notify me"), done.clone()]).await;
+    h.produce(&[created(40, Some(1), 0, "notify me"), done.clone()])
+        .await;
 
     // Assert
     let delivered = todo_testkit::eventually(PATIENCE, || async {
         (flaky.total() == 3 && steady.total() == 1).then_some(())
     })
     .await;
-    assert!(delivered.is_some(), "flaky: {:?}, steady: {:?}", flaky.per_event(), steady.per_event());
+    assert!(
+        delivered.is_some(),
+        "flaky: {:?}, steady: {:?}",
+        flaky.per_event(),
+        steady.per_event()
+    );
     assert_eq!(steady.per_event().get(&done.event_id.to_string()), Some(&1));
     h.wait_all_committed(&h.group).await;
     let mut redis = todo_testkit::redis(&h.stack).await.unwrap();
-    let key = format!("todo-event-service:webhook:{}:{}", done.event_id, steady.url);
+    let key = format!(
+        "todo-event-service:webhook:{}:{}",
+        done.event_id, steady.url
+    );
     let mark: Option<String> = redis::AsyncCommands::get(&mut redis, &key).await.unwrap();
     assert_eq!(mark.as_deref(), Some("done"));
     let ttl: i64 = redis::AsyncCommands::ttl(&mut redis, &key).await.unwrap();
@@ -44,14 +53,21 @@ async fn a_webhook_that_keeps_failing_is_dead_lettered_after_its_retries() {
     let done = completed(41, Some(2), 10);
 
     // Act
-    h.produce(&[done.clone()]).await;
+    h.produce(std::slice::from_ref(&done)).await;
 
     // Assert
     let dlq = h.dlq(1, PATIENCE).await;
     assert_eq!(dlq.len(), 1);
-    assert_eq!(dlq[0].header(headers::DLQ_ERROR_CLASS), Some("webhook_failed"));
+    assert_eq!(
+        dlq[0].header(headers::DLQ_ERROR_CLASS),
+        Some("webhook_failed")
+    );
     assert_eq!(dlq[0].header(headers::DLQ_ATTEMPTS), Some("3"));
     assert_eq!(broken.total(), 3);
     // The Postgres handlers did their part.
-    assert_eq!(h.scalar("SELECT count(*) FROM audit_log WHERE task_id = 41").await, 1);
+    assert_eq!(
+        h.scalar("SELECT count(*) FROM audit_log WHERE task_id = 41")
+            .await,
+        1
+    );
 }
