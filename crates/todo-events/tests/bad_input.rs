@@ -33,10 +33,10 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     let at = any::<usize>();
     prop_oneof![
-        (at.clone(), 1u8..).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
-        (at.clone(), any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        (at.clone(), any::<u8>()).prop_map(|(at, byte)| Mutation::Insert { at, byte }),
-        at.clone().prop_map(|at| Mutation::Remove { at }),
+        (at, 1u8..).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
+        (at, any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
+        (at, any::<u8>()).prop_map(|(at, byte)| Mutation::Insert { at, byte }),
+        at.prop_map(|at| Mutation::Remove { at }),
         at.prop_map(|at| Mutation::Truncate { at }),
     ]
 }
