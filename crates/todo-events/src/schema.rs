@@ -217,10 +217,10 @@ const PRIMITIVES: [&str; 8] = [
 ];
 
 /// The Parsing Canonical Form of a schema given as JSON text, following the Avro
-/// specification's rules: [PRIMITIVES] (so `{"type":"string","logicalType":"uuid"}`
-/// becomes `"string"`), [FULLNAMES], [STRIP] (only `type`, `name`, `fields`,
-/// `symbols`, `items`, `values` and `size` are kept), [ORDER], [STRINGS],
-/// [INTEGERS] and [WHITESPACE]; a named type already written is replaced by its
+/// specification's rules: `[PRIMITIVES]` (so `{"type":"string","logicalType":"uuid"}`
+/// becomes `"string"`), `[FULLNAMES]`, `[STRIP]` (only `type`, `name`, `fields`,
+/// `symbols`, `items`, `values` and `size` are kept), `[ORDER]`, `[STRINGS]`,
+/// `[INTEGERS]` and `[WHITESPACE]`; a named type already written is replaced by its
 /// full name, as the Java implementation does.
 pub fn parsing_canonical_form(avsc: &str) -> Result<String, String> {
     let json: Json = serde_json::from_str(avsc).map_err(|e| format!("not JSON: {e}"))?;
@@ -231,7 +231,7 @@ pub fn parsing_canonical_form(avsc: &str) -> Result<String, String> {
 }
 
 fn push_str(out: &mut String, s: &str) {
-    // serde_json escapes only what JSON requires ([STRINGS]).
+    // serde_json escapes only what JSON requires (`[STRINGS]`).
     out.push_str(&serde_json::to_string(s).expect("a string serializes"));
 }
 
