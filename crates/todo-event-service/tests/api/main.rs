@@ -3,6 +3,7 @@
 //! (Tests that stop a shared service live in `tests/outage.rs`.)
 
 mod alerts;
+mod crash;
 mod dead_letters;
 mod handlers;
 mod helpers;

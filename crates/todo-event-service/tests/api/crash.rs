@@ -1,0 +1,79 @@
+//! The service killed with SIGKILL mid-backlog: after a restart nothing is
+//! lost and nothing has a double effect.
+
+use std::process::{Child, Command, Stdio};
+
+use todo_events::{Event, TaskStatus};
+
+use crate::helpers::*;
+
+fn start_process(h: &Harness) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_todo-event-service"))
+        .env("HTTP_ADDR", "127.0.0.1:0")
+        .env("EVENT_DATABASE_URL", &h.database_url)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &h.stack.kafka_bootstrap)
+        .env("KAFKA_TOPIC_PREFIX", &h.prefix)
+        .env("KAFKA_GROUP_ID", &h.group)
+        .env("CONSUMER_BATCH_SIZE", "50")
+        .env("KAFKA_AUTO_COMMIT_INTERVAL_MS", "200")
+        .env("WEBHOOK_URLS", "")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the service binary starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_service_killed_mid_backlog_loses_nothing_and_doubles_nothing_after_restart() {
+    // Arrange: a backlog of 6000 events.
+    let h = Harness::new().await;
+    let events: Vec<Event> = (1..=2_000)
+        .flat_map(|id| {
+            [
+                created(id, Some(1), 0, "t"),
+                updated(id, Some(2), 5, "t2", TaskStatus::Incomplete),
+                completed(id, Some(3), 9),
+            ]
+        })
+        .collect();
+    h.produce(&events).await;
+
+    // Act: kill -9 once some, not all, of it is processed; then restart.
+    let mut first = start_process(&h);
+    let started = todo_testkit::eventually(PATIENCE, || async {
+        let n = h.processed().await;
+        (n >= 300).then_some(n)
+    })
+    .await;
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+    let at_kill = h.processed().await;
+    assert!(
+        started.is_some() && at_kill < 6_000,
+        "killed mid-backlog ({at_kill} processed)"
+    );
+    let mut second = start_process(&h);
+
+    // Assert
+    h.wait_for("SELECT count(*) FROM processed_events", 6_000)
+        .await;
+    h.wait_all_committed(&h.group).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(h.scalar("SELECT count(*) FROM audit_log").await, 6_000);
+    assert_eq!(
+        h.scalar("SELECT sum(count)::int8 FROM event_counts_hourly")
+            .await,
+        6_000
+    );
+    assert_eq!(
+        h.scalar("SELECT count(*) FROM task_completions").await,
+        2_000
+    );
+    assert_eq!(
+        h.scalar("SELECT count(*) FROM task_projection WHERE status = 'complete' AND title = 't2'")
+            .await,
+        2_000
+    );
+}
