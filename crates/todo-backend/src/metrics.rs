@@ -1,12 +1,11 @@
 //! Every metric the backend exports, named once, with its help text.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Events acknowledged by Kafka, by event type.
 pub const EVENTS_PUBLISHED_TOTAL: &str = "events_published_total";
@@ -25,56 +24,42 @@ pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
 /// HTTP request latency by route and method.
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
 
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// Installs the Prometheus recorder once per process and returns its handle.
+/// Installs the process's Prometheus recorder (once) and describes our metrics.
 pub fn install() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let handle = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-                .expect("buckets are not empty")
-                .install_recorder()
-                .expect("no other metrics recorder is installed");
-            describe_counter!(
-                EVENTS_PUBLISHED_TOTAL,
-                "Events acknowledged by Kafka, by event type"
-            );
-            describe_counter!(
-                EVENTS_PUBLISHED_FAILURES_TOTAL,
-                "Failed event publish attempts (retried)"
-            );
-            describe_histogram!(
-                EVENT_PUBLISH_DURATION_SECONDS,
-                Unit::Seconds,
-                "Publish latency: send to acknowledgement"
-            );
-            describe_gauge!(OUTBOX_DEPTH, "Outbox rows not yet published");
-            describe_gauge!(
-                OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS,
-                Unit::Seconds,
-                "Age of the oldest unpublished outbox row"
-            );
-            describe_gauge!(
-                OUTBOX_RELAY_ACTIVE,
-                "1 while this process is the active outbox relay"
-            );
-            describe_counter!(
-                HTTP_REQUESTS_TOTAL,
-                "HTTP requests by route, method and status"
-            );
-            describe_histogram!(
-                HTTP_REQUEST_DURATION_SECONDS,
-                Unit::Seconds,
-                "HTTP request latency"
-            );
-            handle
-        })
-        .clone()
+    let handle = todo_telemetry::install_metrics();
+    describe_counter!(
+        EVENTS_PUBLISHED_TOTAL,
+        "Events acknowledged by Kafka, by event type"
+    );
+    describe_counter!(
+        EVENTS_PUBLISHED_FAILURES_TOTAL,
+        "Failed event publish attempts (retried)"
+    );
+    describe_histogram!(
+        EVENT_PUBLISH_DURATION_SECONDS,
+        Unit::Seconds,
+        "Publish latency: send to acknowledgement"
+    );
+    describe_gauge!(OUTBOX_DEPTH, "Outbox rows not yet published");
+    describe_gauge!(
+        OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest unpublished outbox row"
+    );
+    describe_gauge!(
+        OUTBOX_RELAY_ACTIVE,
+        "1 while this process is the active outbox relay"
+    );
+    describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests by route, method and status"
+    );
+    describe_histogram!(
+        HTTP_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "HTTP request latency"
+    );
+    handle
 }
 
 pub(crate) fn published(event_type: &str, elapsed: Duration) {

@@ -7,20 +7,12 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
-use tracing_subscriber::EnvFilter;
 
 use crate::extract::{CorrelationId, CORRELATION_HEADER};
 
 /// Installs the global subscriber: `RUST_LOG` filter (default info), text or JSON.
 pub fn init(format: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    todo_telemetry::init_tracing(format);
 }
 
 /// Middleware: assigns the correlation id, opens the request span (with the

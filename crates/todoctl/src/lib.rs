@@ -6,6 +6,7 @@ pub mod kafka_read;
 pub mod replay;
 pub mod schema;
 pub mod tail;
+pub mod verify;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,8 @@ pub enum Command {
         #[command(subcommand)]
         command: dlq::DlqCommand,
     },
+    /// Reconcile the backend's outbox and tasks with the event service's store.
+    Verify(verify::VerifyArgs),
     /// Event schemas.
     Schema {
         #[command(subcommand)]
@@ -57,5 +60,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|_| ExitCode::SUCCESS),
         Command::Schema { command } => schema::run(command, &mut std::io::stdout()),
+        Command::Verify(args) => verify::run(args, &mut std::io::stdout())
+            .await
+            .map(|clean| {
+                if clean {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }),
     }
 }

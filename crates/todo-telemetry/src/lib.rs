@@ -1,0 +1,56 @@
+//! Process-wide telemetry. A process may run more than one of our services
+//! (the end-to-end tests run the backend and the event service together), so
+//! the global recorder and subscriber are installed once, here.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+/// Histogram buckets of every `*_seconds` metric: 0.5 ms to 10 s.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub fn install_metrics() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("buckets are not empty")
+                .install_recorder()
+                .expect("the recorder is installed only here")
+        })
+        .clone()
+}
+
+/// Installs the global tracing subscriber: `RUST_LOG` filter (default info),
+/// `text` or `json` lines. Later calls do nothing.
+pub fn init_tracing(format: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn installing_twice_returns_the_same_recorder() {
+        let a = super::install_metrics();
+        metrics::counter!("telemetry_test_total").increment(3);
+        let b = super::install_metrics();
+        assert!(
+            b.render().contains("telemetry_test_total 3"),
+            "{}",
+            a.render()
+        );
+    }
+}
