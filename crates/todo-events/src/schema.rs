@@ -392,16 +392,30 @@ fn compatibility_problems(old: &Schema, new: &Schema) -> Vec<String> {
     let mut problems = Vec::new();
     if let Err(e) = SchemaCompatibility::can_read(old, new) {
         problems.push(format!(
-            "not backward compatible (new reader, old data): {e}"
+            "not backward compatible (new reader, old data): {}",
+            chain(&e)
         ));
     }
     if let Err(e) = SchemaCompatibility::can_read(new, old) {
         problems.push(format!(
-            "not forward compatible (old reader, new data): {e}"
+            "not forward compatible (old reader, new data): {}",
+            chain(&e)
         ));
     }
     evolution_problems(old, new, "", &mut problems);
     problems
+}
+
+/// An error and its causes, outermost first: the checker nests the field path.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 fn evolution_problems(old: &Schema, new: &Schema, path: &str, problems: &mut Vec<String>) {
