@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# Failure suite: each scenario runs the real services as separate processes
+# under sustained write load, injects one fault, and ends with `todoctl
+# verify`: every event written is applied exactly once, and the event
+# service's projection equals the tasks table.
+#
+# usage: ./dev chaos [--long] [SCENARIO...]
+#   scenarios: kafka-down broker-kill backend-kill event-service-kill
+#              postgres-restart redis-down rebalance   (default: all)
+#   --long: longer load and outages (the default is the short variant that
+#           ./dev test runs).
+# Each run gets its own databases, topic prefix and consumer group, so it
+# never sees another run's data. Results: .local/chaos/<run>/report.md
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export ROOT
+. "$ROOT/ops/lib.sh"
+. "$ROOT/ops/postgres.sh"
+. "$ROOT/ops/redis.sh"
+. "$ROOT/ops/kafka.sh"
+. "$ROOT/ops/services.sh"
+choose_all_ports
+
+LONG=0
+SCENARIOS=()
+for a in "$@"; do
+  case $a in
+  --long) LONG=1 ;;
+  -*) die "unknown option $a" ;;
+  *) SCENARIOS+=("$a") ;;
+  esac
+done
+ALL=(kafka-down backend-kill event-service-kill postgres-restart redis-down rebalance broker-kill)
+[ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=("${ALL[@]}")
+
+if [ "$LONG" = 1 ]; then LOAD_S=120 RATE=300 OUTAGE_S=30; else LOAD_S=40 RATE=150 OUTAGE_S=10; fi
+BIN=$ROOT/target/release
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=$LOCAL/chaos/$STAMP
+mkdir -p "$OUT"
+REPORT=$OUT/report.md
+PASSED=0
+FAILED=0
+
+say "building release binaries (backend, event service, bench, todoctl)"
+(cd "$ROOT" && cargo build --release --quiet -p todo-backend -p todo-event-service -p todo-bench -p todoctl) || die "build failed"
+
+# ------------------------------------------------------------ one run's world
+RUN=""
+PIDS=()
+
+psql_admin() { as_pg "$(pg_bin)/psql" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" -d postgres -qtAc "$1"; }
+
+free_port() {
+  local p=$1
+  while port_busy "$p"; do p=$((p + 1)); done
+  echo "$p"
+}
+
+run_begin() {
+  RUN="chaos_$(date +%s)_$RANDOM"
+  PIDS=()
+  psql_admin "CREATE DATABASE $RUN" && psql_admin "CREATE DATABASE ${RUN}_ev" || die "cannot create the run's databases"
+  export DATABASE_URL EVENT_DATABASE_URL KAFKA_BOOTSTRAP_SERVERS KAFKA_TOPIC_PREFIX KAFKA_GROUP_ID
+  DATABASE_URL=$(pg_url "$RUN")
+  EVENT_DATABASE_URL=$(pg_url "${RUN}_ev")
+  KAFKA_BOOTSTRAP_SERVERS=$(kafka_bootstrap)
+  KAFKA_TOPIC_PREFIX="$RUN."
+  KAFKA_GROUP_ID="$RUN"
+  export REDIS_URL
+  REDIS_URL=$(redis_url)
+  export RUST_LOG=${RUST_LOG:-info}
+  : >"$OUT/$RUN.procs"
+}
+
+run_end() {
+  local name pid
+  while read -r name pid; do
+    kill -KILL "$pid" 2>/dev/null || true
+  done <"$OUT/$RUN.procs"
+  sleep 0.5
+  psql_admin "DROP DATABASE IF EXISTS $RUN WITH (FORCE)" >/dev/null 2>&1
+  psql_admin "DROP DATABASE IF EXISTS ${RUN}_ev WITH (FORCE)" >/dev/null 2>&1
+}
+
+proc_pid() { awk -v n="$1" '$1 == n { p = $2 } END { print p }' "$OUT/$RUN.procs"; }
+
+# start NAME BINARY [VAR=VALUE...]: starts a service of this run and waits for /health.
+start() {
+  local name=$1 bin=$2
+  shift 2
+  local port
+  port=$(grep -o "HTTP_ADDR=127.0.0.1:[0-9]*" <<<"$*" | cut -d: -f3)
+  [ -n "$port" ] || port=$(free_port 18080)
+  (
+    export HTTP_ADDR=127.0.0.1:$port "$@"
+    nohup setsid "$BIN/$bin" >>"$OUT/$RUN.$name.log" 2>&1 </dev/null &
+    echo "$name $!" >>"$OUT/$RUN.procs"
+  )
+  echo "$port" >"$OUT/$RUN.$name.port"
+  wait_for 60 "$name" curl -fsS -m 1 "http://127.0.0.1:$port/health" || {
+    tail -5 "$OUT/$RUN.$name.log" >&2
+    return 1
+  }
+}
+
+# restart NAME BINARY: the same service on the same port, after a kill.
+restart() {
+  local name=$1 bin=$2 port
+  port=$(cat "$OUT/$RUN.$name.port")
+  start "$name" "$bin" "HTTP_ADDR=127.0.0.1:$port" "${@:3}"
+}
+
+url_of() { echo "http://127.0.0.1:$(cat "$OUT/$RUN.$1.port")"; }
+
+start_backend() { start "$1" todo-backend "HTTP_ADDR=127.0.0.1:$(free_port 18080)" "${@:2}"; }
+start_event_service() { start "$1" todo-event-service "HTTP_ADDR=127.0.0.1:$(free_port 18180)" "${@:2}"; }
+
+signal() {
+  local name=$1 sig=$2 pid
+  pid=$(proc_pid "$name")
+  [ -n "$pid" ] && kill -"$sig" "$pid" 2>/dev/null
+  say "SIG$sig $name (pid $pid)"
+  if [ "$sig" = TERM ]; then wait_for 30 "$name" bash -c "! kill -0 $pid"; fi
+}
+
+load_start() {
+  BACKEND_URL=$(url_of "$1") nohup "$BIN/todo-bench" load --rate "$RATE" --duration-s "$LOAD_S" \
+    >"$OUT/$RUN.load" 2>"$OUT/$RUN.load.err" </dev/null &
+  LOAD_PID=$!
+  LOAD_T0=$SECONDS
+}
+
+load_wait() { wait "$LOAD_PID" 2>/dev/null; }
+
+# at SECONDS: sleeps until that many seconds after the load started.
+at() {
+  local t=$((LOAD_T0 + $1 - SECONDS))
+  [ $t -gt 0 ] && sleep $t
+  return 0
+}
+
+# verify SCENARIO NOTE: reconciles and records one line of the report.
+verify() {
+  local scenario=$1 note=$2 t0=$SECONDS out
+  out=$("$BIN/todoctl" verify --wait-s 180 2>&1)
+  local rc=$? took=$((SECONDS - t0))
+  local load expected missing dup mismatched
+  load=$(tail -1 "$OUT/$RUN.load" 2>/dev/null)
+  expected=$(awk '/^expected/ { print $2 }' <<<"$out")
+  missing=$(awk '/^missing/ { print $2 }' <<<"$out")
+  dup=$(awk '/^duplicated effects/ { print $3 }' <<<"$out")
+  mismatched=$(awk '/^mismatched/ { print $2 }' <<<"$out")
+  echo "$out" >"$OUT/$RUN.verify"
+  local verdict=FAIL
+  if [ $rc = 0 ] && [ "${expected:-0}" -gt 0 ]; then verdict=pass; fi
+  printf '| %s | %s | %s | %s | %s | %s | %ss | %s | %s |\n' "$scenario" "${expected:-?}" "${missing:-?}" "${dup:-?}" \
+    "${mismatched:-?}" "${load:-no load summary}" "$took" "$note" "$verdict" >>"$REPORT"
+  if [ "$verdict" = pass ]; then
+    PASSED=$((PASSED + 1))
+    echo "ok   - chaos $scenario: $expected events, none missing, none applied twice ($note)"
+  else
+    FAILED=$((FAILED + 1))
+    echo "FAIL - chaos $scenario (see $OUT/$RUN.*)"
+    echo "$out" | sed 's/^/       /'
+  fi
+}
+
+# ---------------------------------------------------------------- scenarios
+scenario_kafka-down() {
+  start_backend backend && start_event_service es || return 1
+  load_start backend
+  at 5
+  "$ROOT/dev" stop kafka >/dev/null 2>&1
+  say "kafka down for 30s under load"
+  at 35
+  "$ROOT/dev" start kafka >/dev/null 2>&1
+  load_wait
+  verify kafka-down "Kafka stopped 30 s at t=5 s"
+}
+
+scenario_backend-kill() {
+  # Two instances; load goes to the second; the active relay is killed
+  # with SIGKILL five times and restarted.
+  start_backend backend-a && start_backend backend-b && start_event_service es || return 1
+  load_start backend-b
+  local i victim
+  for i in 1 2 3 4 5; do
+    at $((3 + i * 5))
+    victim=backend-a
+    curl -fsS "$(url_of backend-b)/metrics" | grep -q '^outbox_relay_active 1' && victim=backend-b
+    signal "$victim" KILL
+    sleep 1
+    restart "$victim" todo-backend || return 1
+  done
+  load_wait
+  verify backend-kill "the relaying instance SIGKILLed 5 times"
+}
+
+scenario_event-service-kill() {
+  start_backend backend && start_event_service es || return 1
+  load_start backend
+  local i
+  for i in 1 2 3 4 5; do
+    at $((3 + i * 5))
+    signal es KILL
+    sleep 1
+    restart es todo-event-service || return 1
+  done
+  at 32
+  signal es TERM
+  restart es todo-event-service || return 1
+  load_wait
+  verify event-service-kill "SIGKILL 5 times, then SIGTERM"
+}
+
+scenario_postgres-restart() {
+  start_backend backend && start_event_service es || return 1
+  load_start backend
+  at 8
+  "$ROOT/dev" stop postgres >/dev/null 2>&1
+  local t0 code took
+  t0=$(date +%s%N)
+  code=$(curl -s -o "$OUT/$RUN.503" -w '%{http_code}' -m 10 -H 'content-type: application/json' \
+    -d '{"title":"during the outage"}' "$(url_of backend)/tasks")
+  took=$((($(date +%s%N) - t0) / 1000000))
+  sleep "$OUTAGE_S"
+  "$ROOT/dev" start postgres >/dev/null 2>&1
+  load_wait
+  local ok=1
+  [ "$code" = 503 ] && grep -q 'problem' "$OUT/$RUN.503" || ok=0
+  [ "$ok" = 1 ] || echo "       during the outage POST /tasks answered $code in ${took}ms: $(cat "$OUT/$RUN.503")"
+  [ "$ok" = 1 ] || FAILED=$((FAILED + 1))
+  verify postgres-restart "Postgres down ${OUTAGE_S} s; API answered $code problem+json in ${took} ms; no service restarted"
+}
+
+scenario_redis-down() {
+  local hook_port hooks=$OUT/$RUN.webhooks
+  hook_port=$(free_port 18300)
+  : >"$hooks"
+  nohup setsid python3 "$ROOT/ops/chaos/webhook-receiver.py" "$hook_port" "$hooks" >/dev/null 2>&1 </dev/null &
+  echo "webhooks $!" >>"$OUT/$RUN.procs"
+  start_backend backend && start_event_service es "WEBHOOK_URLS=http://127.0.0.1:$hook_port/hook" || return 1
+  load_start backend
+  at 5
+  "$ROOT/dev" stop redis >/dev/null 2>&1
+  sleep "$OUTAGE_S"
+  "$ROOT/dev" start redis >/dev/null 2>&1
+  load_wait
+  verify redis-down "Redis down ${OUTAGE_S} s with webhooks on"
+  # Every task.completed notified exactly once once Redis is back.
+  local completed delivered distinct
+  completed=$(as_pg "$(pg_bin)/psql" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" -d "$RUN" -qtAc \
+    "select count(*) from outbox where event_type = 'task.completed'")
+  wait_for 60 webhooks bash -c "[ \$(sort -u '$hooks' | wc -l) -ge $completed ]"
+  delivered=$(wc -l <"$hooks")
+  distinct=$(sort -u "$hooks" | wc -l)
+  if [ "$distinct" = "$completed" ] && [ "$delivered" = "$completed" ]; then
+    echo "ok   - chaos redis-down: $completed task.completed notified once each"
+    PASSED=$((PASSED + 1))
+  else
+    echo "FAIL - chaos redis-down: $completed task.completed, $distinct notified, $delivered deliveries"
+    FAILED=$((FAILED + 1))
+  fi
+  echo "|  | webhooks: $completed completed, $distinct notified, $delivered deliveries | | | | | | | |" >>"$REPORT"
+}
+
+scenario_rebalance() {
+  start_backend backend && start_event_service es-1 && start_event_service es-2 && start_event_service es-3 || return 1
+  load_start backend
+  at 10
+  signal es-2 KILL
+  load_wait
+  verify rebalance "3 instances in one group, one SIGKILLed"
+}
+
+scenario_broker-kill() {
+  local mode_before
+  mode_before=$(kafka_mode)
+  "$ROOT/dev" up --infra --brokers 3 >/dev/null 2>&1 || return 1
+  KAFKA_BOOTSTRAP_SERVERS=$(kafka_bootstrap)
+  start_backend backend && start_event_service es || return 1
+  load_start backend
+  at 8
+  "$ROOT/dev" kill kafka-2 >/dev/null 2>&1
+  say "kafka-2 SIGKILLed under load (RF 3, min.insync.replicas 2, acks=all)"
+  sleep "$OUTAGE_S"
+  "$ROOT/dev" start kafka-2 >/dev/null 2>&1
+  load_wait
+  verify broker-kill "kafka-2 of 3 SIGKILLed for ${OUTAGE_S} s"
+  run_end
+  [ "$mode_before" = single ] && "$ROOT/dev" up --infra --brokers 1 >/dev/null 2>&1
+  RUN=""
+}
+
+# --------------------------------------------------------------------- main
+"$ROOT/dev" up --infra >/dev/null 2>&1 || die "./dev up --infra failed"
+{
+  echo "# Chaos run $STAMP ($([ $LONG = 1 ] && echo long || echo short): ${RATE} writes/s for ${LOAD_S} s)"
+  echo
+  echo "| scenario | events expected | missing | duplicated effects | mismatched | load (requests ok failed p99) | verify took | fault | verdict |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+} >"$REPORT"
+
+for s in "${SCENARIOS[@]}"; do
+  declare -F "scenario_$s" >/dev/null || die "unknown scenario $s (${ALL[*]})"
+  say "chaos: $s"
+  run_begin
+  if ! "scenario_$s"; then
+    FAILED=$((FAILED + 1))
+    echo "FAIL - chaos $s: could not run (see $OUT/)"
+  fi
+  [ -n "$RUN" ] && run_end
+done
+
+echo
+cat "$REPORT"
+echo
+echo "chaos: $PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
