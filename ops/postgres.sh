@@ -107,6 +107,6 @@ pg_drop_test_databases() {
   bin=$(pg_bin)
   for db in $(as_pg "$bin/psql" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" -d postgres -tAc \
     "select datname from pg_database where datname like 'test\_%'"); do
-    as_pg "$bin/dropdb" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" --force "$db" >/dev/null 2>&1 || true
+    as_pg "$bin/dropdb" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" "$db" >/dev/null 2>&1 || true
   done
 }
