@@ -51,7 +51,10 @@ async fn a_record_produced_with_rdkafka_is_read_back_from_the_real_broker() {
     // Assert
     assert_eq!(records.len(), 1, "the record should be read back");
     let r = &records[0];
-    assert_eq!((r.partition, r.offset), (delivery.partition, delivery.offset));
+    assert_eq!(
+        (r.partition, r.offset),
+        (delivery.partition, delivery.offset)
+    );
     assert_eq!(r.key.as_deref(), Some("42"));
     assert_eq!(r.value, value.as_bytes());
     assert_eq!(r.header("h"), Some("v"));
