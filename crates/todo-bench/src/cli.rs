@@ -1,0 +1,181 @@
+//! Command line: one subcommand per scenario, `load` for other scripts, and
+//! options shared by all (the stack's addresses come from `./dev env`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::mix::Mix;
+
+/// todo-bench: drives the running stack over HTTP and reports API latency,
+/// end-to-end latency, throughput, lag and the spec's targets.
+#[derive(Parser, Debug)]
+#[command(name = "todo-bench", version, about)]
+pub struct Cli {
+    /// The scenario (default: all of them, one after the other).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of every scenario.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The scenarios.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Open loop at a constant rate (the spec's sustained load: 1 000 events/s).
+    Steady(SteadyArgs),
+    /// Rising rates until the pipeline stops keeping up.
+    Ramp(RampArgs),
+    /// Fill the outbox with the relay stopped, then measure drain and consume rates.
+    Backlog(BacklogArgs),
+    /// The same load with EVENTS_ENABLED on and off, interleaved in one run.
+    Overhead(OverheadArgs),
+    /// Closed loop: N workers back to back, the API's maximum throughput.
+    Max(MaxArgs),
+    /// steady, overhead, ramp and backlog, one report.
+    All,
+    /// Only generate load against BACKEND_URL and print one line:
+    /// `requests N ok N failed N p99 X ms` (exit status 0 even if requests failed).
+    Load(LoadArgs),
+}
+
+/// Options shared by the scenarios.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Short run: every scenario finishes in under a minute.
+    #[arg(long, global = true)]
+    pub quick: bool,
+    /// Report directory (default `target/bench/<scenario>-<timestamp>/`).
+    #[arg(long, global = true)]
+    pub out: Option<PathBuf>,
+    /// Request mix, e.g. `create=40,update=30,complete=15,delete=15`.
+    #[arg(long, global = true, default_value_t = Mix::default())]
+    pub mix: Mix,
+    /// The backend.
+    #[arg(
+        long,
+        global = true,
+        env = "BACKEND_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub backend_url: String,
+    /// The event service.
+    #[arg(
+        long,
+        global = true,
+        env = "EVENT_SERVICE_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub event_service_url: String,
+    /// The backend's database (outbox).
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        default_value = "postgres://todo:todo@127.0.0.1:5432/todo"
+    )]
+    pub database_url: String,
+    /// The event service's database (audit log).
+    #[arg(
+        long,
+        global = true,
+        env = "EVENT_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "postgres://todo:todo@127.0.0.1:5432/todo_events"
+    )]
+    pub event_database_url: String,
+    /// The event service's consumer group (for consumer lag).
+    #[arg(
+        long,
+        global = true,
+        env = "KAFKA_GROUP_ID",
+        default_value = "todo-event-service"
+    )]
+    pub consumer_group: String,
+    /// Request timeout.
+    #[arg(long, global = true, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+    /// Longest wait after the load for the last events to be processed.
+    #[arg(long, global = true, default_value_t = 120)]
+    pub drain_timeout_s: u64,
+    /// Skip the whole-stack `todoctl verify` at the end.
+    #[arg(long, global = true)]
+    pub no_verify: bool,
+    /// The backend binary, for the extra instances of `overhead` and `backlog`.
+    #[arg(long, global = true, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/todo-backend"))]
+    pub backend_bin: PathBuf,
+    /// The repository's `dev` script (backlog stops and starts the backend with it).
+    #[arg(long, global = true, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dev"))]
+    pub dev_script: PathBuf,
+    /// Kafka connection (consumer lag is read from the brokers).
+    #[command(flatten)]
+    pub kafka: todo_kafka::KafkaArgs,
+}
+
+/// `steady`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SteadyArgs {
+    /// Requests (= events) per second.
+    #[arg(long, default_value_t = 1_000.0)]
+    pub rate: f64,
+    /// Send window in seconds (default 60; 15 with --quick).
+    #[arg(long)]
+    pub duration_s: Option<f64>,
+}
+
+/// `ramp`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RampArgs {
+    /// Rates to try, in order (default 500,1000,1500,2000,2500,3000,4000,5000,6000,8000).
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Vec<f64>,
+    /// Seconds per rate (default 15; 4 with --quick).
+    #[arg(long)]
+    pub step_s: Option<f64>,
+}
+
+/// `backlog`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct BacklogArgs {
+    /// Outbox rows to fill (default 100 000; 10 000 with --quick).
+    #[arg(long)]
+    pub rows: Option<u64>,
+    /// Fill workers (closed loop).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+}
+
+/// `overhead`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OverheadArgs {
+    /// Requests per second to each side.
+    #[arg(long, default_value_t = 500.0)]
+    pub rate: f64,
+    /// Send window in seconds (default 60; 15 with --quick).
+    #[arg(long)]
+    pub duration_s: Option<f64>,
+}
+
+/// `max`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct MaxArgs {
+    /// Workers.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Seconds (default 30; 10 with --quick).
+    #[arg(long)]
+    pub duration_s: Option<f64>,
+}
+
+/// `load`: keep writes flowing (for failure-injection scripts).
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// Requests per second (open loop).
+    #[arg(long)]
+    pub rate: f64,
+    /// Seconds.
+    #[arg(long)]
+    pub duration_s: f64,
+}

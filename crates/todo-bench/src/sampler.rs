@@ -1,0 +1,251 @@
+//! Once a second while a scenario runs: consumer lag (from Kafka: high
+//! watermark minus the event service group's committed offset), outbox depth
+//! (from the backend's database), and the services' /metrics counters.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Result;
+use crate::load::Live;
+use crate::stats::{self, PromSample};
+
+/// One sample.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Seconds from the start of the run.
+    pub t_s: f64,
+    /// Requests sent so far (cumulative).
+    pub requests_sent: u64,
+    /// 2xx answers so far.
+    pub requests_ok: u64,
+    /// Failed requests so far.
+    pub requests_failed: u64,
+    /// Outbox rows not yet published (whole outbox).
+    pub outbox_depth: Option<i64>,
+    /// Sum over the task topics' partitions of high watermark minus the
+    /// consumer group's committed offset.
+    pub consumer_lag: Option<i64>,
+    /// The largest per-partition lag.
+    pub consumer_lag_max_partition: Option<i64>,
+    /// The event service's own `consumer_lag` gauge, summed (sampled by the
+    /// service every few seconds).
+    pub consumer_lag_metric: Option<f64>,
+    /// Backend `events_published_total`, summed over event types.
+    pub events_published_total: Option<f64>,
+    /// Backend `events_published_failures_total`.
+    pub events_publish_failures_total: Option<f64>,
+    /// Event service `events_consumed_total`, summed.
+    pub events_consumed_total: Option<f64>,
+}
+
+/// Reads the consumer group's lag straight from Kafka (does not join the group).
+pub struct LagProbe {
+    consumer: BaseConsumer,
+    partitions: Vec<(String, i32)>,
+}
+
+impl LagProbe {
+    /// A probe of `group` over `topics`; blocking (metadata call).
+    pub fn new(kafka: &todo_kafka::KafkaArgs, group: &str, topics: &[String]) -> Result<Self> {
+        let cfg = kafka
+            .client_config(&[
+                ("group.id", group.to_owned()),
+                ("enable.auto.commit", "false".into()),
+            ])
+            .map_err(|e| crate::Error::Config(e.to_string()))?;
+        let consumer: BaseConsumer = cfg.create()?;
+        let mut partitions = Vec::new();
+        for t in topics {
+            let md = consumer.fetch_metadata(Some(t), Duration::from_secs(5))?;
+            for topic in md.topics() {
+                for p in topic.partitions() {
+                    partitions.push((topic.name().to_owned(), p.id()));
+                }
+            }
+        }
+        Ok(Self {
+            consumer,
+            partitions,
+        })
+    }
+
+    /// (total lag, largest partition lag); blocking.
+    pub fn sample(&self) -> Result<(i64, i64)> {
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in &self.partitions {
+            tpl.add_partition(t, *p);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(tpl, Duration::from_secs(2))?;
+        let mut total = 0;
+        let mut max = 0;
+        for e in committed.elements() {
+            let (low, high) =
+                self.consumer
+                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(2))?;
+            let from = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => low,
+            };
+            let lag = (high - from).max(0);
+            total += lag;
+            max = max.max(lag);
+        }
+        Ok((total, max))
+    }
+}
+
+/// Where the sampler looks.
+#[derive(Clone)]
+pub struct Sources {
+    /// Backend database (outbox depth).
+    pub backend_db: PgPool,
+    /// Backend /metrics URL.
+    pub backend_metrics: String,
+    /// Event service /metrics URL.
+    pub events_metrics: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// Kafka lag probe, when Kafka is reachable.
+    pub lag: Option<Arc<LagProbe>>,
+}
+
+/// Scrapes one /metrics endpoint (`None` when it does not answer).
+pub async fn scrape(http: &reqwest::Client, url: &str) -> Option<Vec<PromSample>> {
+    let r = http
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    Some(stats::parse_prometheus(&r.text().await.ok()?))
+}
+
+/// Outbox rows not yet published.
+pub async fn outbox_depth(pool: &PgPool) -> Option<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(pool)
+        .await
+        .ok()
+}
+
+impl Sources {
+    /// One sample at `t_s`.
+    pub async fn sample(&self, t_s: f64, live: &Live) -> TimelinePoint {
+        let lag = self
+            .lag
+            .clone()
+            .map(|probe| tokio::task::spawn_blocking(move || probe.sample().ok()));
+        let (depth, backend, events) = tokio::join!(
+            outbox_depth(&self.backend_db),
+            scrape(&self.http, &self.backend_metrics),
+            scrape(&self.http, &self.events_metrics),
+        );
+        let lag = match lag {
+            Some(h) => h.await.ok().flatten(),
+            None => None,
+        };
+        TimelinePoint {
+            t_s: stats::round3(t_s),
+            requests_sent: live.sent.load(Ordering::Relaxed),
+            requests_ok: live.ok.load(Ordering::Relaxed),
+            requests_failed: live.failed.load(Ordering::Relaxed),
+            outbox_depth: depth,
+            consumer_lag: lag.map(|l| l.0),
+            consumer_lag_max_partition: lag.map(|l| l.1),
+            consumer_lag_metric: events
+                .as_ref()
+                .and_then(|s| stats::sum_of(s, "consumer_lag")),
+            events_published_total: backend
+                .as_ref()
+                .and_then(|s| stats::sum_of(s, "events_published_total")),
+            events_publish_failures_total: backend
+                .as_ref()
+                .map(|s| stats::sum_of(s, "events_published_failures_total").unwrap_or(0.0)),
+            events_consumed_total: events
+                .as_ref()
+                .and_then(|s| stats::sum_of(s, "events_consumed_total")),
+        }
+    }
+}
+
+/// A running sampler: samples every second into `points` until stopped.
+pub struct Sampler {
+    /// The samples so far.
+    pub points: Arc<Mutex<Vec<TimelinePoint>>>,
+    cancel: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Sampler {
+    /// Starts sampling; `progress` gets a message per sample.
+    pub fn start(
+        sources: Sources,
+        live: Arc<Live>,
+        start: Instant,
+        progress: Option<ProgressBar>,
+    ) -> Self {
+        let points = Arc::new(Mutex::new(Vec::new()));
+        let cancel = CancellationToken::new();
+        let handle = tokio::spawn({
+            let points = points.clone();
+            let cancel = cancel.clone();
+            async move {
+                let mut tick = tokio::time::interval_at(start, Duration::from_secs(1));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                let mut prev_ok = 0;
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tick.tick() => {}
+                    }
+                    let t = start.elapsed().as_secs_f64();
+                    let p = sources.sample(t, &live).await;
+                    if let Some(pb) = &progress {
+                        pb.set_position(t as u64);
+                        pb.set_message(format!(
+                            "{} req/s ok, {} failed, lag {}, outbox {}",
+                            p.requests_ok - prev_ok.min(p.requests_ok),
+                            p.requests_failed,
+                            p.consumer_lag.map_or("?".into(), |l| l.to_string()),
+                            p.outbox_depth.map_or("?".into(), |l| l.to_string()),
+                        ));
+                    }
+                    prev_ok = p.requests_ok;
+                    points.lock().expect("points lock").push(p);
+                }
+            }
+        });
+        Self {
+            points,
+            cancel,
+            handle,
+        }
+    }
+
+    /// The latest sample.
+    pub fn last(&self) -> Option<TimelinePoint> {
+        self.points.lock().expect("points lock").last().cloned()
+    }
+
+    /// Stops and returns every sample.
+    pub async fn stop(self) -> Vec<TimelinePoint> {
+        self.cancel.cancel();
+        let _ = self.handle.await;
+        let points = self.points.lock().expect("points lock").clone();
+        points
+    }
+}
