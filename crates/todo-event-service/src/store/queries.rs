@@ -151,8 +151,9 @@ pub async fn summary(pool: &PgPool, hours: i32) -> Result<Summary, sqlx::Error> 
             .fetch_all(pool)
             .await?;
     let hourly = sqlx::query_as(
-        "SELECT hour, event_type, count FROM event_counts_hourly
+        "SELECT hour, event_type, sum(count)::int8 AS count FROM event_counts_hourly
          WHERE hour >= date_trunc('hour', now()) - make_interval(hours => $1)
+         GROUP BY hour, event_type
          ORDER BY hour DESC, event_type",
     )
     .bind(hours)

@@ -245,23 +245,37 @@ async fn count_hourly(
     tx: &mut Transaction<'_, Postgres>,
     new: &[&Incoming],
 ) -> Result<(), sqlx::Error> {
-    let mut counts: BTreeMap<(DateTime<Utc>, EventType), i64> = BTreeMap::new();
+    // Sharded by partition: a row has one writer (see migration 0002).
+    let mut counts: BTreeMap<(DateTime<Utc>, EventType, i32), i64> = BTreeMap::new();
     for i in new {
         let at = i.event.payload.occurred_at();
         let hour = at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at);
-        *counts.entry((hour, i.event.event_type())).or_default() += 1;
+        *counts
+            .entry((hour, i.event.event_type(), i.partition))
+            .or_default() += 1;
     }
-    let (keys, n): (Vec<_>, Vec<i64>) = counts.into_iter().unzip();
-    let (hours, types): (Vec<DateTime<Utc>>, Vec<&str>) =
-        keys.into_iter().map(|(h, t)| (h, t.as_str())).unzip();
+    let n = counts.len();
+    let (mut hours, mut types, mut shards, mut adds) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for ((hour, t, shard), add) in counts {
+        hours.push(hour);
+        types.push(t.as_str());
+        shards.push(shard);
+        adds.push(add);
+    }
     sqlx::query(
-        "INSERT INTO event_counts_hourly (hour, event_type, count)
-         SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::int8[])
-         ON CONFLICT (hour, event_type) DO UPDATE SET count = event_counts_hourly.count + EXCLUDED.count",
+        "INSERT INTO event_counts_hourly (hour, event_type, shard, count)
+         SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::int4[], $4::int8[])
+         ON CONFLICT (hour, event_type, shard) DO UPDATE SET count = event_counts_hourly.count + EXCLUDED.count",
     )
     .bind(&hours)
     .bind(&types)
-    .bind(&n)
+    .bind(&shards)
+    .bind(&adds)
     .execute(&mut **tx)
     .await?;
     Ok(())
