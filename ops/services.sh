@@ -36,6 +36,9 @@ stack_env() {
   cat <<EOF
 export KAFKA_BOOTSTRAP_SERVERS=$(kafka_bootstrap)
 export KAFKA_BROKERS=$(kafka_count)
+export KAFKA_SASL_BOOTSTRAP_SERVERS=$(kafka_sasl_bootstrap)
+export KAFKA_SASL_TEST_USERNAME=$KAFKA_SASL_USER
+export KAFKA_SASL_TEST_PASSWORD=$KAFKA_SASL_PASSWORD
 export DATABASE_URL=$(pg_url)
 export EVENT_DATABASE_URL=$(pg_url todo_events)
 export REDIS_URL=$(redis_url)
