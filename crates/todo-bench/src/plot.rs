@@ -38,7 +38,7 @@ fn err(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 /// Draws `series` as lines into the SVG file `path`; `log_y` puts y on a
-/// log scale (values below `0.01` are drawn at 0.01).
+/// log scale (from the decade below the smallest value, at least 0.01).
 pub fn line_chart(
     path: &Path,
     title: &str,
@@ -98,10 +98,21 @@ pub fn line_chart(
         }};
     }
     if log_y {
+        // From a decade below the smallest value (at least 0.01).
+        let y_min = series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .filter(|y| y.is_finite() && *y > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let y_min = if y_min.is_finite() {
+            10f64.powf(y_min.log10().floor()).max(0.01)
+        } else {
+            0.01
+        };
         let chart = builder
-            .build_cartesian_2d(0f64..x_max, (0.01f64..y_max).log_scale())
+            .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())
             .map_err(|e| err(path, e))?;
-        draw!(chart, |y: f64| y.max(0.01));
+        draw!(chart, |y: f64| y.max(y_min));
     } else {
         let chart = builder
             .build_cartesian_2d(0f64..x_max, 0f64..y_max)

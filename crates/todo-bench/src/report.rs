@@ -594,20 +594,24 @@ fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
     pipeline_md(out, &r.pipeline);
     let _ = writeln!(
         out,
-        "\nEvent service processing time: p50 {:?} ms, p95 {:?} ms, p99 {:?} ms ({} events). \
-         Consumer lag: max {:?}, median {:?}, max per partition {:?}; outbox depth max {:?}; \
-         written-but-unprocessed max {}.",
-        r.processing.p50_ms,
-        r.processing.p95_ms,
-        r.processing.p99_ms,
+        "\nEvent service processing time (its histogram): p50 {} ms, p95 {} ms, p99 {} ms ({} events). \
+         Consumer lag (committed offsets, sampled each second): max {}, median {}, max per partition {}; \
+         outbox depth max {}; written-but-unprocessed max {}.",
+        opt(r.processing.p50_ms),
+        opt(r.processing.p95_ms),
+        opt(r.processing.p99_ms),
         r.processing.count,
-        r.lag.consumer_lag_max,
-        r.lag.consumer_lag_p50,
-        r.lag.consumer_lag_max_partition,
-        r.lag.outbox_depth_max,
+        opt(r.lag.consumer_lag_max),
+        opt(r.lag.consumer_lag_p50),
+        opt(r.lag.consumer_lag_max_partition),
+        opt(r.lag.outbox_depth_max),
         r.lag.unprocessed_max
     );
     out.push_str(plots);
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "n/a".into())
 }
 
 fn plots_md(prefix: &str) -> String {
@@ -670,9 +674,9 @@ pub fn markdown(r: &Report) -> String {
     if let Some(ramp) = &r.ramp {
         let _ = writeln!(
             out,
-            "\n## ramp\n\n{:.0} s per step. Highest bounded rate: {:?} req/s ({:.1} events/s processed).\n\n\
+            "\n## ramp\n\n{:.0} s per step. Highest bounded rate: {} req/s ({:.1} events/s processed).\n\n\
              | rate | ok/s | failed | API p99 ms | processed/s | e2e p99 ms | unprocessed at end | bounded |\n|---:|---:|---:|---:|---:|---:|---:|---|",
-            ramp.step_s, ramp.highest_bounded_rate, ramp.highest_sustained_events_per_s
+            ramp.step_s, opt(ramp.highest_bounded_rate), ramp.highest_sustained_events_per_s
         );
         for s in &ramp.steps {
             let _ = writeln!(

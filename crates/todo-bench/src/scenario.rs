@@ -532,42 +532,66 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
     Ok(run)
 }
 
+/// Seconds of unrecorded load before `overhead` measures (fresh processes
+/// open their connection pools and fill their caches first).
+pub fn overhead_warmup_s(quick: bool) -> f64 {
+    if quick {
+        2.0
+    } else {
+        5.0
+    }
+}
+
 /// `overhead`.
 pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
     let duration = args
         .duration_s
         .unwrap_or(if ctx.common.quick { 15.0 } else { 60.0 });
-    let off = instance::spawn_backend(
-        BackendSpec {
-            bin: &ctx.common.backend_bin,
-            database_url: &ctx.common.database_url,
-            kafka_bootstrap_servers: &ctx.common.kafka.bootstrap_servers,
-            events_enabled: false,
-            relay_enabled: false,
-            log: ctx.out.join("backend-events-off.log"),
-        },
-        &ctx.http,
-    )
-    .await?;
-    let on_target = Arc::new(Target::new("events_on", &ctx.common.backend_url));
+    let spec = |events_enabled: bool, log: &str| BackendSpec {
+        bin: &ctx.common.backend_bin,
+        database_url: &ctx.common.database_url,
+        kafka_bootstrap_servers: &ctx.common.kafka.bootstrap_servers,
+        events_enabled,
+        relay_enabled: false,
+        log: ctx.out.join(log),
+    };
+    let on = instance::spawn_backend(spec(true, "backend-events-on.log"), &ctx.http).await?;
+    let off = match instance::spawn_backend(spec(false, "backend-events-off.log"), &ctx.http).await
+    {
+        Ok(off) => off,
+        Err(e) => {
+            on.stop().await;
+            return Err(e);
+        }
+    };
+    let on_target = Arc::new(Target::new("events_on", &on.url));
     let off_target = Arc::new(Target::new("events_off", &off.url));
+    let warmup = overhead_warmup_s(ctx.common.quick);
     let method = format!(
-        "A second todo-backend (same binary, same database) started by todo-bench on {} with \
-         EVENTS_ENABLED=false and RELAY_ENABLED=false; requests alternate between it and the \
-         stack's backend (events on), {} req/s each, so both sides share the machine's load at \
-         the same moment and the difference is the request-path cost of the outbox write. The \
-         events-off side's tasks are deleted through it at the end (no events), so the event \
-         service's projection never misses them.",
-        off.url, args.rate
+        "Two todo-backend instances started by todo-bench from the same binary against the same \
+         database, identical but for EVENTS_ENABLED (true on {}, false on {}); neither runs a \
+         relay (RELAY_ENABLED=false: the stack's backend publishes the events-on side's rows), so \
+         the only difference on the request path is the outbox write. Requests alternate between \
+         the two, {} req/s each, so both sides share the machine's load at the same moment. {} s \
+         of unrecorded warm-up first. The events-off side's tasks are deleted through it at the \
+         end (no events), so the event service's projection never misses them. End-to-end \
+         figures of this scenario include the stack relay's poll interval (its wake-up signal \
+         only comes from its own process's writes).",
+        on.url, off.url, args.rate, warmup
     );
-    let schedule = Schedule::constant(2.0 * args.rate, Duration::from_secs_f64(duration));
-    let result = measure(
-        ctx,
-        "overhead",
-        vec![on_target, off_target.clone()],
-        Load::Open(schedule),
-        Hooks::default(),
-    )
+    let targets = vec![on_target, off_target.clone()];
+    let result = async {
+        warm_up(ctx, &targets, 2.0 * args.rate, warmup).await;
+        let schedule = Schedule::constant(2.0 * args.rate, Duration::from_secs_f64(duration));
+        measure(
+            ctx,
+            "overhead",
+            targets.clone(),
+            Load::Open(schedule),
+            Hooks::default(),
+        )
+        .await
+    }
     .await;
     // Clean up the events-off tasks whatever happened.
     let leftovers = off_target.pool.lock().expect("pool lock").drain();
@@ -582,6 +606,7 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
         })
         .await;
     off.stop().await;
+    on.stop().await;
     let (m, _) = result?;
     let on = m.recorders[0].report(m.window);
     let offr = m.recorders[1].report(m.window);
@@ -607,6 +632,26 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
         &run.timeline,
     )?;
     Ok(run)
+}
+
+/// Unrecorded load on `targets` (their task pools are kept).
+async fn warm_up(ctx: &Ctx, targets: &[Arc<Target>], rate: f64, seconds: f64) {
+    if seconds <= 0.0 {
+        return;
+    }
+    let api = Api::new(
+        uuid::Uuid::new_v4(),
+        Duration::from_millis(ctx.common.timeout_ms),
+    );
+    let driver = Driver::new(api, targets.to_vec(), ctx.common.mix.clone());
+    let schedule = Schedule::constant(rate, Duration::from_secs_f64(seconds));
+    let start = Instant::now();
+    let (tx, collector) = load::collect(targets.iter().map(|t| t.name.clone()).collect(), start);
+    let in_flight = Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT));
+    load::open_loop(&driver, start, schedule.slots(), &in_flight, &tx).await;
+    load::wait_in_flight(&in_flight, DEFAULT_MAX_IN_FLIGHT).await;
+    drop(tx);
+    let _ = collector.await;
 }
 
 /// `backlog`.
