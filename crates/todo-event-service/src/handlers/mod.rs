@@ -201,8 +201,14 @@ impl Processor {
             if cancel.is_cancelled() {
                 return Err(Cancelled);
             }
+            let started = std::time::Instant::now();
             let err = match store::apply_batch(&self.pool, batch).await {
                 Ok(applied) => {
+                    tracing::trace!(
+                        events = batch.len(),
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "batch applied"
+                    );
                     if outages > 0 {
                         tracing::info!(attempts = outages, "the database is back");
                     }

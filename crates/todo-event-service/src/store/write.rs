@@ -1,12 +1,24 @@
-//! Applying a batch of events: one transaction that records the event ids
-//! (the idempotency record) and runs every Postgres handler on the events not
-//! seen before. A redelivered event finds its id and changes nothing.
+//! Applying a batch of events: one SQL statement (so one round trip and one
+//! atomic unit) that records the event ids (the idempotency record) and runs
+//! every Postgres handler. A redelivered event finds its id and changes nothing.
+//!
+//! The statement's data-modifying CTEs:
+//! * `fresh`: inserts the event ids; returns those not seen before;
+//! * `audit`, `counts`: the audit log and the hourly counts, for fresh events only;
+//! * `proj`: the task projection, from all the batch's events folded per task
+//!   (the merge is idempotent, so a redelivered event re-applied changes nothing;
+//!   see `handlers::projection`);
+//! * `completions`: created-to-first-completed durations of the tasks whose
+//!   creation and completion are both known after `proj` (its RETURNING rows,
+//!   since sibling CTEs do not see each other's writes).
+//!
+//! NB: the audit rows reference `processed_events` rows inserted by a sibling
+//! CTE; the foreign key is checked at the end of the statement, when they exist.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
-use todo_events::{Event, EventType};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::handlers::projection::{self, TaskDelta};
@@ -15,7 +27,7 @@ use crate::handlers::projection::{self, TaskDelta};
 #[derive(Clone, Debug)]
 pub struct Incoming {
     /// The decoded, validated event.
-    pub event: Event,
+    pub event: todo_events::Event,
     /// Topic it came from (as configured, with any prefix).
     pub topic: String,
     /// Partition.
@@ -33,61 +45,102 @@ pub struct Applied {
     pub duplicates: usize,
 }
 
-/// Applies `batch` in one transaction; all or nothing.
+const APPLY: &str = r#"
+WITH input AS (
+    SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[],
+                         $7::int4[], $8::int8[], $9::uuid[], $10::timestamptz[], $11::timestamptz[],
+                         $12::jsonb[], $13::timestamptz[])
+        AS i(event_id, event_type, event_version, task_id, task_version, topic, kafka_partition,
+             kafka_offset, correlation_id, event_timestamp, occurred_at, event, hour)
+),
+fresh AS (
+    INSERT INTO processed_events (event_id)
+    SELECT event_id FROM input
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+),
+audit AS (
+    INSERT INTO audit_log (event_id, event_type, event_version, task_id, task_version, topic,
+                           kafka_partition, kafka_offset, correlation_id, event_timestamp, occurred_at, event)
+    SELECT i.event_id, i.event_type, i.event_version, i.task_id, i.task_version, i.topic,
+           i.kafka_partition, i.kafka_offset, i.correlation_id, i.event_timestamp, i.occurred_at, i.event
+    FROM input i JOIN fresh USING (event_id)
+),
+counts AS (
+    -- Sharded by partition: a row has one writer (migration 0002).
+    INSERT INTO event_counts_hourly (hour, event_type, shard, count)
+    SELECT i.hour, i.event_type, i.kafka_partition, count(*)
+    FROM input i JOIN fresh USING (event_id)
+    GROUP BY i.hour, i.event_type, i.kafka_partition
+    ORDER BY 1, 2, 3
+    ON CONFLICT (hour, event_type, shard) DO UPDATE SET count = event_counts_hourly.count + EXCLUDED.count
+),
+proj AS (
+    INSERT INTO task_projection AS p (task_id, title, description, content_version, content_at, status,
+            status_version, status_at, completed_at, first_completed_at, created_at, user_id,
+            deleted, deleted_at, task_version, last_event_at)
+    SELECT u.task_id, u.title, u.description, u.content_version, u.content_at, u.status,
+           u.status_version, u.status_at, u.completed_at, u.first_completed_at, u.created_at, u.user_id,
+           u.deleted_at IS NOT NULL, u.deleted_at, u.task_version, u.last_event_at
+    FROM UNNEST($14::int8[], $15::text[], $16::text[], $17::int8[], $18::timestamptz[], $19::text[],
+                $20::int8[], $21::timestamptz[], $22::timestamptz[], $23::timestamptz[], $24::timestamptz[],
+                $25::text[], $26::timestamptz[], $27::int8[], $28::timestamptz[])
+         AS u(task_id, title, description, content_version, content_at, status,
+              status_version, status_at, completed_at, first_completed_at, created_at,
+              user_id, deleted_at, task_version, last_event_at)
+    ORDER BY u.task_id
+    ON CONFLICT (task_id) DO UPDATE SET
+        title = CASE WHEN stamp_newer(EXCLUDED.content_version, EXCLUDED.content_at, p.content_version, p.content_at)
+                     THEN EXCLUDED.title ELSE p.title END,
+        description = CASE WHEN stamp_newer(EXCLUDED.content_version, EXCLUDED.content_at, p.content_version, p.content_at)
+                     THEN EXCLUDED.description ELSE p.description END,
+        content_version = CASE WHEN stamp_newer(EXCLUDED.content_version, EXCLUDED.content_at, p.content_version, p.content_at)
+                     THEN EXCLUDED.content_version ELSE p.content_version END,
+        content_at = CASE WHEN stamp_newer(EXCLUDED.content_version, EXCLUDED.content_at, p.content_version, p.content_at)
+                     THEN EXCLUDED.content_at ELSE p.content_at END,
+        status = CASE WHEN stamp_newer(EXCLUDED.status_version, EXCLUDED.status_at, p.status_version, p.status_at)
+                     THEN EXCLUDED.status ELSE p.status END,
+        status_version = CASE WHEN stamp_newer(EXCLUDED.status_version, EXCLUDED.status_at, p.status_version, p.status_at)
+                     THEN EXCLUDED.status_version ELSE p.status_version END,
+        status_at = CASE WHEN stamp_newer(EXCLUDED.status_version, EXCLUDED.status_at, p.status_version, p.status_at)
+                     THEN EXCLUDED.status_at ELSE p.status_at END,
+        completed_at = GREATEST(p.completed_at, EXCLUDED.completed_at),
+        first_completed_at = LEAST(p.first_completed_at, EXCLUDED.first_completed_at),
+        created_at = LEAST(p.created_at, EXCLUDED.created_at),
+        user_id = COALESCE(EXCLUDED.user_id, p.user_id),
+        deleted = p.deleted OR EXCLUDED.deleted,
+        deleted_at = LEAST(p.deleted_at, EXCLUDED.deleted_at),
+        task_version = GREATEST(p.task_version, EXCLUDED.task_version),
+        last_event_at = GREATEST(p.last_event_at, EXCLUDED.last_event_at),
+        updated_at = now()
+    RETURNING p.task_id, p.created_at, p.first_completed_at
+),
+completions AS (
+    INSERT INTO task_completions AS c (task_id, created_at, completed_at, duration_seconds)
+    SELECT task_id, created_at, first_completed_at, extract(epoch FROM first_completed_at - created_at)::float8
+    FROM proj
+    WHERE created_at IS NOT NULL AND first_completed_at IS NOT NULL
+    ORDER BY task_id
+    ON CONFLICT (task_id) DO UPDATE SET
+        created_at = EXCLUDED.created_at,
+        completed_at = EXCLUDED.completed_at,
+        duration_seconds = EXCLUDED.duration_seconds
+    WHERE c.created_at IS DISTINCT FROM EXCLUDED.created_at OR c.completed_at IS DISTINCT FROM EXCLUDED.completed_at
+)
+SELECT count(*) FROM fresh
+"#;
+
+/// Applies `batch` atomically (one statement).
 #[tracing::instrument(skip_all, fields(events = batch.len()))]
 pub async fn apply_batch(pool: &PgPool, batch: &[Incoming]) -> Result<Applied, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let fresh = record_processed(&mut tx, batch).await?;
-    let new: Vec<&Incoming> = {
-        let mut seen = HashSet::new();
-        batch
-            .iter()
-            .filter(|i| fresh.contains(&i.event.event_id) && seen.insert(i.event.event_id))
-            .collect()
-    };
-    if !new.is_empty() {
-        insert_audit(&mut tx, &new).await?;
-        let deltas = projection::fold(new.iter().map(|i| &i.event));
-        upsert_projection(&mut tx, &deltas).await?;
-        count_hourly(&mut tx, &new).await?;
-        let completion_candidates: Vec<i64> = deltas
-            .iter()
-            .filter(|d| d.created_at.is_some() || d.first_completed_at.is_some())
-            .map(|d| d.task_id)
-            .collect();
-        record_completions(&mut tx, &completion_candidates).await?;
-    }
-    tx.commit().await?;
-    Ok(Applied {
-        new: new.len(),
-        duplicates: batch.len() - new.len(),
-    })
-}
-
-/// Inserts the batch's event ids; returns those that were not there before.
-#[tracing::instrument(skip_all)]
-async fn record_processed(
-    tx: &mut Transaction<'_, Postgres>,
-    batch: &[Incoming],
-) -> Result<HashSet<Uuid>, sqlx::Error> {
-    let ids: Vec<Uuid> = batch.iter().map(|i| i.event.event_id).collect();
-    let rows: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO processed_events (event_id) SELECT * FROM UNNEST($1::uuid[])
-         ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-    )
-    .bind(&ids)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().collect())
-}
-
-#[tracing::instrument(skip_all)]
-async fn insert_audit(
-    tx: &mut Transaction<'_, Postgres>,
-    new: &[&Incoming],
-) -> Result<(), sqlx::Error> {
-    let n = new.len();
-    let mut event_id = Vec::with_capacity(n);
+    // A batch may hold the same event twice (a producer retry); keep the first.
+    let mut seen = HashSet::new();
+    let unique: Vec<&Incoming> = batch
+        .iter()
+        .filter(|i| seen.insert(i.event.event_id))
+        .collect();
+    let n = unique.len();
+    let mut event_id: Vec<Uuid> = Vec::with_capacity(n);
     let mut event_type = Vec::with_capacity(n);
     let mut event_version = Vec::with_capacity(n);
     let mut task_id = Vec::with_capacity(n);
@@ -99,8 +152,10 @@ async fn insert_audit(
     let mut event_timestamp = Vec::with_capacity(n);
     let mut occurred_at = Vec::with_capacity(n);
     let mut body = Vec::with_capacity(n);
-    for i in new {
+    let mut hour = Vec::with_capacity(n);
+    for i in &unique {
         let e = &i.event;
+        let at = e.payload.occurred_at();
         event_id.push(e.event_id);
         event_type.push(e.event_type().as_str());
         event_version.push(e.event_version.as_str());
@@ -111,199 +166,114 @@ async fn insert_audit(
         offset.push(i.offset);
         correlation_id.push(e.correlation_id);
         event_timestamp.push(e.timestamp);
-        occurred_at.push(e.payload.occurred_at());
+        occurred_at.push(at);
         body.push(serde_json::to_value(e).expect("an event serializes to JSON"));
+        hour.push(at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at));
     }
-    sqlx::query(
-        "INSERT INTO audit_log (event_id, event_type, event_version, task_id, task_version, topic,
-                                kafka_partition, kafka_offset, correlation_id, event_timestamp, occurred_at, event)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[],
-                              $7::int4[], $8::int8[], $9::uuid[], $10::timestamptz[], $11::timestamptz[], $12::jsonb[])",
-    )
-    .bind(&event_id)
-    .bind(&event_type)
-    .bind(&event_version)
-    .bind(&task_id)
-    .bind(&task_version)
-    .bind(&topic)
-    .bind(&partition)
-    .bind(&offset)
-    .bind(&correlation_id)
-    .bind(&event_timestamp)
-    .bind(&occurred_at)
-    .bind(&body)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+
+    let deltas = projection::fold(unique.iter().map(|i| &i.event));
+    let p = ProjectionColumns::from(deltas.as_slice());
+
+    let fresh: i64 = sqlx::query_scalar(APPLY)
+        .bind(&event_id)
+        .bind(&event_type)
+        .bind(&event_version)
+        .bind(&task_id)
+        .bind(&task_version)
+        .bind(&topic)
+        .bind(&partition)
+        .bind(&offset)
+        .bind(&correlation_id)
+        .bind(&event_timestamp)
+        .bind(&occurred_at)
+        .bind(&body)
+        .bind(&hour)
+        .bind(&p.task_id)
+        .bind(&p.title)
+        .bind(&p.description)
+        .bind(&p.content_version)
+        .bind(&p.content_at)
+        .bind(&p.status)
+        .bind(&p.status_version)
+        .bind(&p.status_at)
+        .bind(&p.last_completed_at)
+        .bind(&p.first_completed_at)
+        .bind(&p.created_at)
+        .bind(&p.user_id)
+        .bind(&p.deleted_at)
+        .bind(&p.task_version)
+        .bind(&p.last_event_at)
+        .fetch_one(pool)
+        .await?;
+    let fresh = fresh as usize;
+    Ok(Applied {
+        new: fresh,
+        duplicates: batch.len() - fresh,
+    })
 }
 
-/// Merges the deltas into `task_projection`, group by group, with the rule of
-/// [`projection::Stamp::newer_than`] (SQL `stamp_newer`).
-#[tracing::instrument(skip_all)]
-async fn upsert_projection(
-    tx: &mut Transaction<'_, Postgres>,
-    deltas: &[TaskDelta],
-) -> Result<(), sqlx::Error> {
-    let n = deltas.len();
-    let mut task_id = Vec::with_capacity(n);
-    let mut title: Vec<Option<&str>> = Vec::with_capacity(n);
-    let mut description: Vec<Option<&str>> = Vec::with_capacity(n);
-    let mut content_version: Vec<Option<i64>> = Vec::with_capacity(n);
-    let mut content_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
-    let mut status: Vec<Option<&str>> = Vec::with_capacity(n);
-    let mut status_version: Vec<Option<i64>> = Vec::with_capacity(n);
-    let mut status_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
-    let mut last_completed_at = Vec::with_capacity(n);
-    let mut first_completed_at = Vec::with_capacity(n);
-    let mut created_at = Vec::with_capacity(n);
-    let mut user_id: Vec<Option<&str>> = Vec::with_capacity(n);
-    let mut deleted_at = Vec::with_capacity(n);
-    let mut task_version = Vec::with_capacity(n);
-    let mut last_event_at = Vec::with_capacity(n);
-    for d in deltas {
-        task_id.push(d.task_id);
-        title.push(d.content.as_ref().map(|c| c.value.title.as_str()));
-        description.push(
-            d.content
-                .as_ref()
-                .and_then(|c| c.value.description.as_deref()),
-        );
-        content_version.push(d.content.as_ref().and_then(|c| c.stamp.version));
-        content_at.push(d.content.as_ref().map(|c| c.stamp.at));
-        status.push(d.status.as_ref().map(|s| s.value.as_str()));
-        status_version.push(d.status.as_ref().and_then(|s| s.stamp.version));
-        status_at.push(d.status.as_ref().map(|s| s.stamp.at));
-        last_completed_at.push(d.last_completed_at);
-        first_completed_at.push(d.first_completed_at);
-        created_at.push(d.created_at);
-        user_id.push(d.user_id.as_deref());
-        deleted_at.push(d.deleted_at);
-        task_version.push(d.task_version);
-        last_event_at.push(d.last_event_at);
-    }
-    sqlx::query(
-        "INSERT INTO task_projection AS p (task_id, title, description, content_version, content_at, status,
-                status_version, status_at, completed_at, first_completed_at, created_at, user_id,
-                deleted, deleted_at, task_version, last_event_at)
-         SELECT u.task_id, u.title, u.description, u.content_version, u.content_at, u.status,
-                u.status_version, u.status_at, u.completed_at, u.first_completed_at, u.created_at, u.user_id,
-                u.deleted_at IS NOT NULL, u.deleted_at, u.task_version, u.last_event_at
-         FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[], $5::timestamptz[], $6::text[],
-                     $7::int8[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[],
-                     $12::text[], $13::timestamptz[], $14::int8[], $15::timestamptz[])
-              AS u(task_id, title, description, content_version, content_at, status,
-                   status_version, status_at, completed_at, first_completed_at, created_at,
-                   user_id, deleted_at, task_version, last_event_at)
-         ON CONFLICT (task_id) DO UPDATE SET
-            title = CASE WHEN stamp_newer(EXCLUDED.content_version, EXCLUDED.content_at, p.content_version, p.content_at)
-                         THEN EXCLUDED.title ELSE p.title END,
-            description = CASE WHEN stamp_newer(EXCLUDED.content_version, EXCLUDED.content_at, p.content_version, p.content_at)
-                         THEN EXCLUDED.description ELSE p.description END,
-            content_version = CASE WHEN stamp_newer(EXCLUDED.content_version, EXCLUDED.content_at, p.content_version, p.content_at)
-                         THEN EXCLUDED.content_version ELSE p.content_version END,
-            content_at = CASE WHEN stamp_newer(EXCLUDED.content_version, EXCLUDED.content_at, p.content_version, p.content_at)
-                         THEN EXCLUDED.content_at ELSE p.content_at END,
-            status = CASE WHEN stamp_newer(EXCLUDED.status_version, EXCLUDED.status_at, p.status_version, p.status_at)
-                         THEN EXCLUDED.status ELSE p.status END,
-            status_version = CASE WHEN stamp_newer(EXCLUDED.status_version, EXCLUDED.status_at, p.status_version, p.status_at)
-                         THEN EXCLUDED.status_version ELSE p.status_version END,
-            status_at = CASE WHEN stamp_newer(EXCLUDED.status_version, EXCLUDED.status_at, p.status_version, p.status_at)
-                         THEN EXCLUDED.status_at ELSE p.status_at END,
-            completed_at = GREATEST(p.completed_at, EXCLUDED.completed_at),
-            first_completed_at = LEAST(p.first_completed_at, EXCLUDED.first_completed_at),
-            created_at = LEAST(p.created_at, EXCLUDED.created_at),
-            user_id = COALESCE(EXCLUDED.user_id, p.user_id),
-            deleted = p.deleted OR EXCLUDED.deleted,
-            deleted_at = LEAST(p.deleted_at, EXCLUDED.deleted_at),
-            task_version = GREATEST(p.task_version, EXCLUDED.task_version),
-            last_event_at = GREATEST(p.last_event_at, EXCLUDED.last_event_at),
-            updated_at = now()",
-    )
-    .bind(&task_id)
-    .bind(&title)
-    .bind(&description)
-    .bind(&content_version)
-    .bind(&content_at)
-    .bind(&status)
-    .bind(&status_version)
-    .bind(&status_at)
-    .bind(&last_completed_at)
-    .bind(&first_completed_at)
-    .bind(&created_at)
-    .bind(&user_id)
-    .bind(&deleted_at)
-    .bind(&task_version)
-    .bind(&last_event_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// The deltas as one array per column, for `UNNEST`.
+struct ProjectionColumns<'a> {
+    task_id: Vec<i64>,
+    title: Vec<Option<&'a str>>,
+    description: Vec<Option<&'a str>>,
+    content_version: Vec<Option<i64>>,
+    content_at: Vec<Option<DateTime<Utc>>>,
+    status: Vec<Option<&'static str>>,
+    status_version: Vec<Option<i64>>,
+    status_at: Vec<Option<DateTime<Utc>>>,
+    last_completed_at: Vec<Option<DateTime<Utc>>>,
+    first_completed_at: Vec<Option<DateTime<Utc>>>,
+    created_at: Vec<Option<DateTime<Utc>>>,
+    user_id: Vec<Option<&'a str>>,
+    deleted_at: Vec<Option<DateTime<Utc>>>,
+    task_version: Vec<Option<i64>>,
+    last_event_at: Vec<DateTime<Utc>>,
 }
 
-/// Adds the batch's events to the per-hour counts (by the hour the change happened).
-#[tracing::instrument(skip_all)]
-async fn count_hourly(
-    tx: &mut Transaction<'_, Postgres>,
-    new: &[&Incoming],
-) -> Result<(), sqlx::Error> {
-    // Sharded by partition: a row has one writer (see migration 0002).
-    let mut counts: BTreeMap<(DateTime<Utc>, EventType, i32), i64> = BTreeMap::new();
-    for i in new {
-        let at = i.event.payload.occurred_at();
-        let hour = at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at);
-        *counts
-            .entry((hour, i.event.event_type(), i.partition))
-            .or_default() += 1;
+impl<'a> From<&'a [TaskDelta]> for ProjectionColumns<'a> {
+    fn from(deltas: &'a [TaskDelta]) -> Self {
+        Self {
+            task_id: deltas.iter().map(|d| d.task_id).collect(),
+            title: deltas
+                .iter()
+                .map(|d| d.content.as_ref().map(|c| c.value.title.as_str()))
+                .collect(),
+            description: deltas
+                .iter()
+                .map(|d| {
+                    d.content
+                        .as_ref()
+                        .and_then(|c| c.value.description.as_deref())
+                })
+                .collect(),
+            content_version: deltas
+                .iter()
+                .map(|d| d.content.as_ref().and_then(|c| c.stamp.version))
+                .collect(),
+            content_at: deltas
+                .iter()
+                .map(|d| d.content.as_ref().map(|c| c.stamp.at))
+                .collect(),
+            status: deltas
+                .iter()
+                .map(|d| d.status.as_ref().map(|s| s.value.as_str()))
+                .collect(),
+            status_version: deltas
+                .iter()
+                .map(|d| d.status.as_ref().and_then(|s| s.stamp.version))
+                .collect(),
+            status_at: deltas
+                .iter()
+                .map(|d| d.status.as_ref().map(|s| s.stamp.at))
+                .collect(),
+            last_completed_at: deltas.iter().map(|d| d.last_completed_at).collect(),
+            first_completed_at: deltas.iter().map(|d| d.first_completed_at).collect(),
+            created_at: deltas.iter().map(|d| d.created_at).collect(),
+            user_id: deltas.iter().map(|d| d.user_id.as_deref()).collect(),
+            deleted_at: deltas.iter().map(|d| d.deleted_at).collect(),
+            task_version: deltas.iter().map(|d| d.task_version).collect(),
+            last_event_at: deltas.iter().map(|d| d.last_event_at).collect(),
+        }
     }
-    let n = counts.len();
-    let (mut hours, mut types, mut shards, mut adds) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for ((hour, t, shard), add) in counts {
-        hours.push(hour);
-        types.push(t.as_str());
-        shards.push(shard);
-        adds.push(add);
-    }
-    sqlx::query(
-        "INSERT INTO event_counts_hourly (hour, event_type, shard, count)
-         SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::int4[], $4::int8[])
-         ON CONFLICT (hour, event_type, shard) DO UPDATE SET count = event_counts_hourly.count + EXCLUDED.count",
-    )
-    .bind(&hours)
-    .bind(&types)
-    .bind(&shards)
-    .bind(&adds)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Records created-to-first-completed durations of tasks whose creation and
-/// completion are both known now (in either arrival order).
-#[tracing::instrument(skip_all)]
-async fn record_completions(
-    tx: &mut Transaction<'_, Postgres>,
-    task_ids: &[i64],
-) -> Result<(), sqlx::Error> {
-    if task_ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO task_completions (task_id, created_at, completed_at, duration_seconds)
-         SELECT task_id, created_at, first_completed_at, extract(epoch FROM first_completed_at - created_at)::float8
-         FROM task_projection
-         WHERE task_id = ANY($1) AND created_at IS NOT NULL AND first_completed_at IS NOT NULL
-         ORDER BY task_id
-         ON CONFLICT (task_id) DO UPDATE SET
-            created_at = EXCLUDED.created_at,
-            completed_at = EXCLUDED.completed_at,
-            duration_seconds = EXCLUDED.duration_seconds",
-    )
-    .bind(task_ids)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
