@@ -121,7 +121,7 @@ fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
         .collect();
     let total = diff.last().map_or(0.0, |(_, n)| *n);
     diff.iter()
-        .find(|(_, n)| *n >= 0.95 * total)
+        .find(|(_, n)| *n >= q * total)
         .map_or(f64::NAN, |(le, _)| *le)
 }
 
