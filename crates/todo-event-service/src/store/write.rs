@@ -12,8 +12,9 @@
 //!   creation and completion are both known after `proj` (its RETURNING rows,
 //!   since sibling CTEs do not see each other's writes).
 //!
-//! NB: the audit rows reference `processed_events` rows inserted by a sibling
-//! CTE; the foreign key is checked at the end of the statement, when they exist.
+//! NB: sibling CTEs share one snapshot and never see each other's writes; hence
+//! `JOIN fresh` rather than a lookup of `processed_events`, and `completions`
+//! reading `proj`'s RETURNING rather than `task_projection`.
 
 use std::collections::HashSet;
 
