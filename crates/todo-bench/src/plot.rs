@@ -56,7 +56,7 @@ pub fn line_chart(
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .filter(|y| y.is_finite())
-        .fold(if log_y { 1.0 } else { 1.0f64 }, f64::max)
+        .fold(1.0f64, f64::max)
         * 1.1;
     let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(path, e))?;

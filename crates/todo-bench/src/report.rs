@@ -83,6 +83,9 @@ pub struct LoadRun {
     pub lag: LagReport,
     /// Seconds waited after the send window for the last events.
     pub drain_wait_s: f64,
+    /// Mean share of the machine's CPU busy during the run (every process,
+    /// ours and others').
+    pub cpu_busy_pct_mean: Option<f64>,
     /// Samples, once a second.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -108,6 +111,8 @@ pub struct OverheadRun {
     pub overhead_p99_ms: f64,
     /// Events of the events-on side.
     pub pipeline: PipelineReport,
+    /// Mean share of the machine's CPU busy (all processes).
+    pub cpu_busy_pct_mean: Option<f64>,
     /// Samples.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -152,6 +157,8 @@ pub struct RampRun {
     pub api: ApiReport,
     /// Pipeline figures over the whole ramp.
     pub pipeline: PipelineReport,
+    /// Mean share of the machine's CPU busy (all processes).
+    pub cpu_busy_pct_mean: Option<f64>,
     /// Samples.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -181,6 +188,8 @@ pub struct BacklogRun {
     pub api: ApiReport,
     /// Pipeline figures.
     pub pipeline: PipelineReport,
+    /// Mean share of the machine's CPU busy (all processes).
+    pub cpu_busy_pct_mean: Option<f64>,
     /// Samples.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -312,7 +321,13 @@ pub fn evaluate(r: &Report) -> Vec<TargetResult> {
                 )
             })
         })
-        .or_else(|| r.ramp.as_ref().and_then(|_| None));
+        .or_else(|| {
+            r.max.as_ref().and_then(|s| {
+                s.processing
+                    .p95_ms
+                    .map(|v| (v, "max: event_processing_duration_seconds p95".to_owned()))
+            })
+        });
     let sustained = r
         .steady
         .as_ref()
@@ -578,7 +593,8 @@ fn api_md(out: &mut String, a: &ApiReport) {
 fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
     let _ = writeln!(
         out,
-        "\n## {title}\n\n{} loop, {}, {:.0} s, mix `{}`, correlation id `{}`; waited {:.1} s for the last events.",
+        "\n## {title}\n\n{} loop, {}, {:.0} s, mix `{}`, correlation id `{}`; waited {:.1} s for the last events; \
+         machine CPU busy {} % on average (all processes).",
         r.mode,
         match (r.rate_per_s, r.concurrency) {
             (Some(rate), _) => format!("{rate} req/s offered"),
@@ -588,7 +604,8 @@ fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
         r.duration_s,
         r.mix,
         r.correlation_id,
-        r.drain_wait_s
+        r.drain_wait_s,
+        opt(r.cpu_busy_pct_mean.map(|c| format!("{c:.0}")))
     );
     api_md(out, &r.api);
     pipeline_md(out, &r.pipeline);
@@ -760,6 +777,7 @@ mod tests {
                 "api",
                 "concurrency",
                 "correlation_id",
+                "cpu_busy_pct_mean",
                 "drain_wait_s",
                 "duration_s",
                 "lag",

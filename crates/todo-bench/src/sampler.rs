@@ -1,4 +1,4 @@
-//! Once a second while a scenario runs: consumer lag (from Kafka: high
+//! About once a second while a scenario runs: consumer lag (from Kafka: high
 //! watermark minus the event service group's committed offset), outbox depth
 //! (from the backend's database), and the services' /metrics counters.
 
@@ -45,6 +45,25 @@ pub struct TimelinePoint {
     pub events_publish_failures_total: Option<f64>,
     /// Event service `events_consumed_total`, summed.
     pub events_consumed_total: Option<f64>,
+    /// Share of the machine's CPU time that was busy since the previous
+    /// sample (all processes, from /proc/stat).
+    pub cpu_busy_pct: Option<f64>,
+}
+
+/// (busy, total) jiffies of the whole machine, from /proc/stat.
+pub fn cpu_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        return None;
+    }
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v[3] + v[4];
+    Some((total - idle, total))
 }
 
 /// Reads the consumer group's lag straight from Kafka (does not join the group).
@@ -178,6 +197,7 @@ impl Sources {
             events_consumed_total: events
                 .as_ref()
                 .and_then(|s| stats::sum_of(s, "events_consumed_total")),
+            cpu_busy_pct: None,
         }
     }
 }
@@ -204,24 +224,37 @@ impl Sampler {
             let points = points.clone();
             let cancel = cancel.clone();
             async move {
-                let mut tick = tokio::time::interval_at(start, Duration::from_secs(1));
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 let mut prev_ok = 0;
+                let mut prev_cpu = cpu_jiffies();
+                let mut next = start;
                 loop {
+                    // NB: about once a second, with jitter: a fixed 1 s period
+                    // beats against the consumer's periodic offset commits and
+                    // would sample the committed-offset lag at one phase only.
                     tokio::select! {
                         _ = cancel.cancelled() => return,
-                        _ = tick.tick() => {}
+                        _ = tokio::time::sleep_until(next) => {}
                     }
+                    next = Instant::now() + Duration::from_millis(rand::random_range(700..=1_300));
                     let t = start.elapsed().as_secs_f64();
-                    let p = sources.sample(t, &live).await;
+                    let mut p = sources.sample(t, &live).await;
+                    let cpu = cpu_jiffies();
+                    if let (Some((b0, t0)), Some((b1, t1))) = (prev_cpu, cpu) {
+                        if t1 > t0 {
+                            p.cpu_busy_pct =
+                                Some(stats::round3(100.0 * (b1 - b0) as f64 / (t1 - t0) as f64));
+                        }
+                    }
+                    prev_cpu = cpu;
                     if let Some(pb) = &progress {
                         pb.set_position(t as u64);
                         pb.set_message(format!(
-                            "{} req/s ok, {} failed, lag {}, outbox {}",
+                            "{} ok, {} failed, lag {}, outbox {}, cpu {}%",
                             p.requests_ok - prev_ok.min(p.requests_ok),
                             p.requests_failed,
                             p.consumer_lag.map_or("?".into(), |l| l.to_string()),
                             p.outbox_depth.map_or("?".into(), |l| l.to_string()),
+                            p.cpu_busy_pct.map_or("?".into(), |c| format!("{c:.0}")),
                         ));
                     }
                     prev_ok = p.requests_ok;

@@ -301,6 +301,12 @@ fn lag_report(timeline: &[TimelinePoint], pipeline: &PipelineReport) -> LagRepor
     }
 }
 
+/// Mean machine CPU busy share over the samples.
+pub fn cpu_mean(timeline: &[TimelinePoint]) -> Option<f64> {
+    let v: Vec<f64> = timeline.iter().filter_map(|p| p.cpu_busy_pct).collect();
+    (!v.is_empty()).then(|| stats::round3(v.iter().sum::<f64>() / v.len() as f64))
+}
+
 fn load_run(
     m: &Measured,
     mode: &str,
@@ -321,6 +327,7 @@ fn load_run(
         pipeline,
         processing: m.processing.clone(),
         drain_wait_s: stats::round3(m.drain_wait.as_secs_f64()),
+        cpu_busy_pct_mean: cpu_mean(&m.timeline),
         timeline: m.timeline.clone(),
     }
 }
@@ -517,6 +524,7 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
         highest_bounded_rate: best.map(|s| s.rate),
         highest_sustained_events_per_s: best.map(|s| s.processed_per_s).unwrap_or(0.0),
         api: m.recorders[0].report(m.window),
+        cpu_busy_pct_mean: cpu_mean(&m.timeline),
         timeline: m.timeline.clone(),
         pipeline,
         steps,
@@ -621,6 +629,7 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
         events_on: on,
         events_off: offr,
         pipeline,
+        cpu_busy_pct_mean: cpu_mean(&m.timeline),
         timeline: m.timeline,
     };
     plot_run(
@@ -758,6 +767,7 @@ async fn backlog_inner(ctx: &Ctx, args: &BacklogArgs, rows: u64, dev: &Path) -> 
         },
         api,
         pipeline,
+        cpu_busy_pct_mean: cpu_mean(&m.timeline),
         timeline: m.timeline,
     };
     plot_run(
