@@ -91,7 +91,7 @@ start() {
   local name=$1 bin=$2
   shift 2
   local port
-  port=$(grep -o "HTTP_ADDR=127.0.0.1:[0-9]*" <<<"$*" | cut -d: -f3)
+  port=$(grep -o "HTTP_ADDR=127.0.0.1:[0-9]*" <<<"$*" | cut -d: -f2)
   [ -n "$port" ] || port=$(free_port 18080)
   (
     export HTTP_ADDR=127.0.0.1:$port "$@"
