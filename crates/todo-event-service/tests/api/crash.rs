@@ -8,6 +8,10 @@ use todo_events::{Event, TaskStatus};
 use crate::helpers::*;
 
 fn start_process(h: &Harness) -> Child {
+    start_process_with(h, &[])
+}
+
+fn start_process_with(h: &Harness, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_todo-event-service"))
         .env("HTTP_ADDR", "127.0.0.1:0")
         .env("EVENT_DATABASE_URL", &h.database_url)
@@ -18,6 +22,7 @@ fn start_process(h: &Harness) -> Child {
         .env("KAFKA_AUTO_COMMIT_INTERVAL_MS", "200")
         .env("WEBHOOK_URLS", "")
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -76,4 +81,45 @@ async fn a_service_killed_mid_backlog_loses_nothing_and_doubles_nothing_after_re
             .await,
         2_000
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_sigterm_the_service_drains_commits_its_offsets_and_exits_cleanly() {
+    // Arrange: periodic commits off in effect (10 min), so only the shutdown
+    // commit can move the group's offsets.
+    let h = Harness::new().await;
+    let events: Vec<Event> = (1..=300).map(|id| created(id, Some(1), 0, "t")).collect();
+    h.produce(&events).await;
+    let mut service = start_process_with(&h, &[("KAFKA_AUTO_COMMIT_INTERVAL_MS", "600000")]);
+    h.wait_for("SELECT count(*) FROM processed_events", 300)
+        .await;
+    let before: i64 = h
+        .committed_and_high()
+        .await
+        .iter()
+        .filter_map(|r| r.2)
+        .sum();
+
+    // Act
+    let pid = service.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || service.wait())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Assert
+    assert!(exit.success(), "a clean exit on SIGTERM: {exit:?}");
+    assert_eq!(before, 0, "nothing was committed before the shutdown");
+    let rows = h.committed_and_high().await;
+    for (topic, partition, committed, high) in &rows {
+        if *high > 0 {
+            assert_eq!(
+                committed,
+                &Some(*high),
+                "{topic}/{partition} committed on shutdown"
+            );
+        }
+    }
 }
