@@ -97,6 +97,7 @@ start() {
     export HTTP_ADDR=127.0.0.1:$port "$@"
     nohup setsid "$BIN/$bin" >>"$OUT/$RUN.$name.log" 2>&1 </dev/null &
     echo "$name $!" >>"$OUT/$RUN.procs"
+    disown $!
   )
   echo "$port" >"$OUT/$RUN.$name.port"
   wait_for 60 "$name" curl -fsS -m 1 "http://127.0.0.1:$port/health" || {
@@ -241,6 +242,7 @@ scenario_redis-down() {
   : >"$hooks"
   nohup setsid python3 "$ROOT/ops/chaos/webhook-receiver.py" "$hook_port" "$hooks" >/dev/null 2>&1 </dev/null &
   echo "webhooks $!" >>"$OUT/$RUN.procs"
+  disown $!
   start_backend backend && start_event_service es "WEBHOOK_URLS=http://127.0.0.1:$hook_port/hook" || return 1
   load_start backend
   at 5
