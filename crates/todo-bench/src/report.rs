@@ -86,6 +86,11 @@ pub struct LoadRun {
     /// Mean share of the machine's CPU busy during the run (every process,
     /// ours and others').
     pub cpu_busy_pct_mean: Option<f64>,
+    /// Share of the machine's CPU busy in the 2 s before the load (other
+    /// work on the machine: builds, tests).
+    pub cpu_busy_before_pct: Option<f64>,
+    /// CPU seconds todo-bench itself used during the run (it shares the machine).
+    pub bench_cpu_s: Option<f64>,
     /// Samples, once a second.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -113,6 +118,11 @@ pub struct OverheadRun {
     pub pipeline: PipelineReport,
     /// Mean share of the machine's CPU busy (all processes).
     pub cpu_busy_pct_mean: Option<f64>,
+    /// Share of the machine's CPU busy in the 2 s before the load (other
+    /// work on the machine: builds, tests).
+    pub cpu_busy_before_pct: Option<f64>,
+    /// CPU seconds todo-bench itself used during the run (it shares the machine).
+    pub bench_cpu_s: Option<f64>,
     /// Samples.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -159,6 +169,11 @@ pub struct RampRun {
     pub pipeline: PipelineReport,
     /// Mean share of the machine's CPU busy (all processes).
     pub cpu_busy_pct_mean: Option<f64>,
+    /// Share of the machine's CPU busy in the 2 s before the load (other
+    /// work on the machine: builds, tests).
+    pub cpu_busy_before_pct: Option<f64>,
+    /// CPU seconds todo-bench itself used during the run (it shares the machine).
+    pub bench_cpu_s: Option<f64>,
     /// Samples.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -190,6 +205,11 @@ pub struct BacklogRun {
     pub pipeline: PipelineReport,
     /// Mean share of the machine's CPU busy (all processes).
     pub cpu_busy_pct_mean: Option<f64>,
+    /// Share of the machine's CPU busy in the 2 s before the load (other
+    /// work on the machine: builds, tests).
+    pub cpu_busy_before_pct: Option<f64>,
+    /// CPU seconds todo-bench itself used during the run (it shares the machine).
+    pub bench_cpu_s: Option<f64>,
     /// Samples.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -594,7 +614,7 @@ fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
     let _ = writeln!(
         out,
         "\n## {title}\n\n{} loop, {}, {:.0} s, mix `{}`, correlation id `{}`; waited {:.1} s for the last events; \
-         machine CPU busy {} % on average (all processes).",
+         machine CPU busy {} % on average (all processes; {} % in the 2 s before the load); todo-bench used {} CPU s.",
         r.mode,
         match (r.rate_per_s, r.concurrency) {
             (Some(rate), _) => format!("{rate} req/s offered"),
@@ -605,7 +625,9 @@ fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
         r.mix,
         r.correlation_id,
         r.drain_wait_s,
-        opt(r.cpu_busy_pct_mean.map(|c| format!("{c:.0}")))
+        opt(r.cpu_busy_pct_mean.map(|c| format!("{c:.0}"))),
+        opt(r.cpu_busy_before_pct.map(|c| format!("{c:.0}"))),
+        opt(r.bench_cpu_s.map(|c| format!("{c:.1}")))
     );
     api_md(out, &r.api);
     pipeline_md(out, &r.pipeline);
@@ -775,8 +797,10 @@ mod tests {
             keys(&v["steady"]),
             [
                 "api",
+                "bench_cpu_s",
                 "concurrency",
                 "correlation_id",
+                "cpu_busy_before_pct",
                 "cpu_busy_pct_mean",
                 "drain_wait_s",
                 "duration_s",

@@ -145,6 +145,27 @@ pub struct Measured {
     pub steps_run: usize,
     /// Verdict per step (ramp).
     pub step_verdicts: Vec<(bool, String)>,
+    /// Machine CPU busy in the 2 s before the load.
+    pub cpu_busy_before_pct: Option<f64>,
+    /// Our own CPU seconds during the run.
+    pub bench_cpu_s: Option<f64>,
+}
+
+/// Machine CPU busy share over `over`.
+pub async fn cpu_busy_over(over: Duration) -> Option<f64> {
+    let a = sampler::cpu_jiffies()?;
+    tokio::time::sleep(over).await;
+    let b = sampler::cpu_jiffies()?;
+    (b.1 > a.1).then(|| stats::round3(100.0 * (b.0 - a.0) as f64 / (b.1 - a.1) as f64))
+}
+
+/// CPU seconds (user + system) this process used so far.
+pub fn own_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // NB: USER_HZ is 100 on every Linux we run on.
+    Some(ticks / 100.0)
 }
 
 /// Hooks a scenario can put around the load.
@@ -174,6 +195,8 @@ pub async fn measure(
     let driver = Driver::new(api, targets, ctx.common.mix.clone());
     let marks = pipeline::mark(&ctx.backend_db, &ctx.events_db, correlation_id).await?;
     let before = sampler::scrape(&ctx.http, &ctx.events_metrics_url()).await;
+    let cpu_busy_before_pct = cpu_busy_over(Duration::from_secs(2)).await;
+    let cpu_at_start = own_cpu_s();
     let len = match &load {
         Load::Open(s) => s.duration().as_secs_f64(),
         Load::Closed { duration, .. } => duration.as_secs_f64(),
@@ -254,6 +277,10 @@ pub async fn measure(
             processing,
             steps_run,
             step_verdicts,
+            cpu_busy_before_pct,
+            bench_cpu_s: own_cpu_s()
+                .zip(cpu_at_start)
+                .map(|(b, a)| stats::round3(b - a)),
         },
         after_load_s,
     ))
@@ -328,6 +355,8 @@ fn load_run(
         processing: m.processing.clone(),
         drain_wait_s: stats::round3(m.drain_wait.as_secs_f64()),
         cpu_busy_pct_mean: cpu_mean(&m.timeline),
+        cpu_busy_before_pct: m.cpu_busy_before_pct,
+        bench_cpu_s: m.bench_cpu_s,
         timeline: m.timeline.clone(),
     }
 }
@@ -525,6 +554,8 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
         highest_sustained_events_per_s: best.map(|s| s.processed_per_s).unwrap_or(0.0),
         api: m.recorders[0].report(m.window),
         cpu_busy_pct_mean: cpu_mean(&m.timeline),
+        cpu_busy_before_pct: m.cpu_busy_before_pct,
+        bench_cpu_s: m.bench_cpu_s,
         timeline: m.timeline.clone(),
         pipeline,
         steps,
@@ -630,6 +661,8 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
         events_off: offr,
         pipeline,
         cpu_busy_pct_mean: cpu_mean(&m.timeline),
+        cpu_busy_before_pct: m.cpu_busy_before_pct,
+        bench_cpu_s: m.bench_cpu_s,
         timeline: m.timeline,
     };
     plot_run(
@@ -768,6 +801,8 @@ async fn backlog_inner(ctx: &Ctx, args: &BacklogArgs, rows: u64, dev: &Path) -> 
         api,
         pipeline,
         cpu_busy_pct_mean: cpu_mean(&m.timeline),
+        cpu_busy_before_pct: m.cpu_busy_before_pct,
+        bench_cpu_s: m.bench_cpu_s,
         timeline: m.timeline,
     };
     plot_run(
