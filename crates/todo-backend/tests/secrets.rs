@@ -89,6 +89,7 @@ async fn no_secret_or_token_appears_in_logs_or_events() {
         .await
         .unwrap();
     child.kill().unwrap();
+    child.wait().unwrap();
     let mut logs = String::new();
     child
         .stdout

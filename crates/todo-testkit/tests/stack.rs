@@ -41,7 +41,7 @@ async fn a_record_produced_with_rdkafka_is_read_back_from_the_real_broker() {
         .unwrap();
     let records = read_records(
         &stack.kafka_bootstrap,
-        &[topic.clone()],
+        std::slice::from_ref(&topic),
         1,
         Duration::from_secs(20),
     )

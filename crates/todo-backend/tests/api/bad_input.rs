@@ -214,7 +214,7 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
             .prop_map(Value::from),
         "\\PC{0,300}".prop_map(Value::from),
     ];
-    let value = leaf.prop_recursive(3, 24, 6, |inner| {
+    leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
             prop::collection::btree_map(
@@ -229,8 +229,7 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
             )
             .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
-    });
-    value
+    })
 }
 
 #[test]
