@@ -100,6 +100,14 @@ pub struct Common {
     /// Longest wait after the load for the last events to be processed.
     #[arg(long, global = true, default_value_t = 120)]
     pub drain_timeout_s: u64,
+    /// On a shared machine: before each scenario, wait until the machine's
+    /// CPU has been less busy than this (percent, over 3 s), for at most
+    /// --quiet-wait-s seconds.
+    #[arg(long, global = true)]
+    pub quiet_below_pct: Option<f64>,
+    /// Longest wait for --quiet-below-pct.
+    #[arg(long, global = true, default_value_t = 300)]
+    pub quiet_wait_s: u64,
     /// Skip the whole-stack `todoctl verify` at the end.
     #[arg(long, global = true)]
     pub no_verify: bool,

@@ -159,6 +159,23 @@ pub async fn cpu_busy_over(over: Duration) -> Option<f64> {
     (b.1 > a.1).then(|| stats::round3(100.0 * (b.0 - a.0) as f64 / (b.1 - a.1) as f64))
 }
 
+/// Waits until the machine's CPU is less than `limit` percent busy over 3 s,
+/// or `longest` passed.
+pub async fn wait_quiet(limit: f64, longest: Duration) {
+    let deadline = Instant::now() + longest;
+    loop {
+        let busy = cpu_busy_over(Duration::from_secs(3)).await.unwrap_or(0.0);
+        if busy < limit {
+            return;
+        }
+        if Instant::now() >= deadline {
+            eprintln!("machine still {busy:.0} % busy after {longest:?}; running anyway");
+            return;
+        }
+        eprintln!("machine {busy:.0} % busy (other work); waiting for < {limit:.0} %");
+    }
+}
+
 /// CPU seconds (user + system) this process used so far.
 pub fn own_cpu_s() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -194,6 +211,9 @@ pub async fn measure(
     let names = targets.iter().map(|t| t.name.clone()).collect();
     let driver = Driver::new(api, targets, ctx.common.mix.clone());
     let marks = pipeline::mark(&ctx.backend_db, &ctx.events_db, correlation_id).await?;
+    if let Some(limit) = ctx.common.quiet_below_pct {
+        wait_quiet(limit, Duration::from_secs(ctx.common.quiet_wait_s)).await;
+    }
     let before = sampler::scrape(&ctx.http, &ctx.events_metrics_url()).await;
     let cpu_busy_before_pct = cpu_busy_over(Duration::from_secs(2)).await;
     let cpu_at_start = own_cpu_s();
