@@ -31,6 +31,25 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 /// Topic, key, value and headers of one record to produce.
 type Encoded = (String, String, Vec<u8>, Vec<(&'static str, String)>);
 
+/// Retries `f` for up to `PATIENCE`; fails the test with the last error.
+pub async fn retry<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                eprintln!("creating {what} failed ({e:#}); trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("creating {what} failed: {e:#}"),
+        }
+    }
+}
+
 pub struct Harness {
     pub stack: Stack,
     pub database_url: String,
@@ -81,12 +100,15 @@ impl TestService {
 impl Harness {
     pub async fn new() -> Self {
         let stack = Stack::from_env();
-        let database_url = stack.fresh_database().await.expect("fresh database");
+        // The stack is shared: other tests may be restarting a piece of it.
+        let database_url = retry("a fresh database", || stack.fresh_database()).await;
         let prefix = stack.unique_topic_prefix();
         let topics = TopicNames::new(prefix.clone());
-        todo_testkit::create_topics(&stack, &topics.all())
-            .await
-            .expect("topics");
+        let all_topics = topics.all();
+        retry("the topics", || {
+            todo_testkit::create_topics(&stack, &all_topics)
+        })
+        .await;
         let producer = stack
             .kafka_args(&prefix)
             .producer_config(&ProducerArgs::default())
@@ -250,15 +272,20 @@ impl Harness {
     }
 
     /// Records on the DLQ (reads for at most `timeout` or until `n` arrived).
+    /// A consumer error (the broker briefly unavailable, say) restarts the read.
     pub async fn dlq(&self, n: usize, timeout: Duration) -> Vec<Record> {
-        read_records(
-            &self.stack.kafka_bootstrap,
-            &[self.topics.dlq()],
-            n,
-            timeout,
-        )
-        .await
-        .unwrap()
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match read_records(&self.stack.kafka_bootstrap, &[self.topics.dlq()], n, left).await {
+                Ok(records) => return records,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("reading the DLQ failed ({e}); reading again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("reading the DLQ failed: {e}"),
+            }
+        }
     }
 
     /// The group's committed offset of every task topic partition, and the high watermark.
