@@ -55,6 +55,9 @@ service_start() {
   }
   if [ -n "$(service_pid "$s")" ]; then
     say "$s already up on $(service_url "$s") (pid $(service_pid "$s"))"
+    if [ "$ROOT/target/release/$(service_crate "$s")" -nt "$(service_pidfile "$s")" ]; then
+      warn "$s was built again since it started; ./dev stop $s && ./dev start $s runs the new build"
+    fi
     return
   fi
   port=$(service_port "$s")
