@@ -287,21 +287,45 @@ impl EventConsumer {
 }
 
 fn poll_loop(consumer: Arc<KafkaConsumer>, stop: Arc<AtomicBool>) {
+    let mut last_error_log: Option<std::time::Instant> = None;
     while !stop.load(Ordering::SeqCst) {
         match consumer.poll(Duration::from_millis(100)) {
             // Every assigned partition's records go to its own queue; a record
-            // here was fetched before its queue was split (or during shutdown).
-            // Its offset is never stored, so it is redelivered.
+            // here was fetched before its queue was split. Its partition task
+            // may already be past it, so the partition is rewound to it: it is
+            // read again through the partition queue (what was done since is
+            // recognised as already processed).
             Some(Ok(m)) => {
                 use rdkafka::Message;
+                let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
+                drop(m);
+                if consumer.context().stopping.load(Ordering::SeqCst) {
+                    continue;
+                }
                 tracing::warn!(
-                    topic = m.topic(),
-                    partition = m.partition(),
-                    offset = m.offset(),
-                    "record on the main queue; left for redelivery"
-                )
+                    topic,
+                    partition,
+                    offset,
+                    "record on the main queue; rewinding its partition to it"
+                );
+                if let Err(e) = consumer.seek(
+                    &topic,
+                    partition,
+                    rdkafka::Offset::Offset(offset),
+                    Duration::from_secs(10),
+                ) {
+                    tracing::error!(error = %e, topic, partition, offset, "could not rewind the partition");
+                }
             }
-            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            // librdkafka logs these too (and retries on its own); one line per
+            // 10 s here is enough.
+            Some(Err(e))
+                if last_error_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) =>
+            {
+                last_error_log = Some(std::time::Instant::now());
+                tracing::warn!(error = %e, "consumer error");
+            }
+            Some(Err(_)) => {}
             None => {}
         }
     }
