@@ -92,6 +92,19 @@ async fn while_postgres_is_down_consumption_pauses_and_resumes_with_nothing_lost
             paused.is_some(),
             "the consumer retries while Postgres is down"
         );
+        // The backlog shows as consumer lag (high watermark minus committed).
+        let prefix = h.prefix.clone();
+        let lagging = todo_testkit::eventually(PATIENCE, || async {
+            let m = svc.get("/metrics").await.text().await.ok()?;
+            let lag: f64 = m
+                .lines()
+                .filter(|l| l.starts_with("consumer_lag{") && l.contains(&prefix))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            (lag >= 40.0).then_some(lag)
+        })
+        .await;
+        assert!(lagging.is_some(), "the 40 waiting events show as lag");
         let ready = svc.get("/ready").await;
         assert_eq!(ready.status(), 503, "not ready without the database");
     }
