@@ -204,6 +204,10 @@ pub struct WebhookArgs {
         hide_env_values = true
     )]
     pub redis_url: Secret,
+    /// Where sent notifications are remembered: `redis` (the spec's choice) or
+    /// `postgres` (the service's own database).
+    #[arg(long = "webhook-dedup-store", env = "WEBHOOK_DEDUP_STORE", default_value = "redis", value_parser = ["redis", "postgres"])]
+    pub dedup_store: String,
     /// How long a sent notification is remembered (redelivery within it sends nothing).
     #[arg(long = "webhook-dedup-ttl-s", env = "WEBHOOK_DEDUP_TTL_S", default_value_t = 7 * 24 * 3600)]
     pub dedup_ttl_s: u64,

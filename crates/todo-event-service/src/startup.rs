@@ -20,6 +20,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::Config;
 use crate::consumer::dlq::DeadLetters;
 use crate::consumer::{ConsumerSettings, EventConsumer, KafkaProbe};
+use crate::handlers::dedup::DedupStore;
 use crate::handlers::notifier::{Notifier, NotifierSettings};
 use crate::handlers::Processor;
 use crate::routes;
@@ -78,14 +79,18 @@ impl Application {
             let settings = NotifierSettings {
                 urls: config.webhooks.urls.clone(),
                 timeout: Duration::from_millis(config.webhooks.timeout_ms),
-                redis_url: config.webhooks.redis_url.expose().to_owned(),
+                store: if config.webhooks.dedup_store == "postgres" {
+                    DedupStore::Postgres(pool.clone())
+                } else {
+                    DedupStore::redis(config.webhooks.redis_url.expose())?
+                },
                 dedup_ttl_s: config.webhooks.dedup_ttl_s,
                 claim_ttl_ms: config.webhooks.claim_ttl_ms,
                 retry: config.retry.backoff(),
                 attempts: config.retry.attempts,
                 outage_cap,
             };
-            tracing::info!(urls = config.webhooks.urls.len(), "webhook notifier on");
+            tracing::info!(urls = config.webhooks.urls.len(), store = %config.webhooks.dedup_store, "webhook notifier on");
             Some(Arc::new(Notifier::new(settings, dead_letters.clone())?))
         } else {
             None

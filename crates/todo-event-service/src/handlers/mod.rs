@@ -4,6 +4,7 @@
 //! projection, analytics; see [`crate::store::apply_batch`]), retrying as the
 //! failure deserves, and hand `task.completed` events to the webhook notifier.
 
+pub mod dedup;
 pub mod notifier;
 pub mod projection;
 

@@ -1,5 +1,6 @@
 //! Webhook notifications on `task.completed`: one POST of the event's JSON to
-//! each configured URL, retried with backoff, deduplicated in Redis.
+//! each configured URL, retried with backoff, deduplicated in Redis (or in
+//! Postgres: [`DedupStore`]).
 //!
 //! Deduplication per (event, URL) with `SET NX` and an expiry, in two steps:
 //! a short claim (`SET key pending NX PX claim_ttl`) before the POST, so two
@@ -11,8 +12,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-use redis::AsyncCommands;
+use super::dedup::{Claim, DedupStore, StoreDown};
 use todo_events::{ContentType, Event};
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +28,7 @@ pub const WEBHOOK_FAILED: &str = "webhook_failed";
 pub struct Notifier {
     http: reqwest::Client,
     urls: Vec<String>,
-    redis: ConnectionManager,
+    store: DedupStore,
     dedup_ttl_s: u64,
     claim_ttl_ms: u64,
     retry: Backoff,
@@ -43,8 +43,8 @@ pub struct NotifierSettings {
     pub urls: Vec<String>,
     /// Timeout of one POST.
     pub timeout: Duration,
-    /// Redis URL.
-    pub redis_url: String,
+    /// Where deliveries are remembered.
+    pub store: DedupStore,
     /// TTL of the "sent" mark.
     pub dedup_ttl_s: u64,
     /// TTL of a claim.
@@ -58,14 +58,8 @@ pub struct NotifierSettings {
 }
 
 impl Notifier {
-    /// Builds the notifier; Redis is connected lazily (it may be down at start).
+    /// Builds the notifier.
     pub fn new(s: NotifierSettings, dead_letters: DeadLetters) -> anyhow::Result<Self> {
-        let client = redis::Client::open(s.redis_url.as_str())?;
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1);
-        let redis = ConnectionManager::new_lazy_with_config(client, cfg)?;
         Ok(Self {
             http: reqwest::Client::builder().timeout(s.timeout).build()?,
             urls: s
@@ -74,7 +68,7 @@ impl Notifier {
                 .map(|u| u.trim().to_owned())
                 .filter(|u| !u.is_empty())
                 .collect(),
-            redis,
+            store: s.store,
             dedup_ttl_s: s.dedup_ttl_s,
             claim_ttl_ms: s.claim_ttl_ms,
             retry: s.retry,
@@ -84,7 +78,7 @@ impl Notifier {
         })
     }
 
-    /// The Redis key of one notification.
+    /// The deduplication key of one notification.
     pub fn dedup_key(event: &Event, url: &str) -> String {
         format!("todo-event-service:webhook:{}:{url}", event.event_id)
     }
@@ -159,27 +153,19 @@ impl Notifier {
     }
 
     /// Claims the notification; false when it was sent before. Waits while
-    /// Redis is down or another consumer holds the claim.
+    /// the store is down or another consumer holds the claim.
     async fn claim(&self, key: &str, cancel: &CancellationToken) -> Result<bool, Cancelled> {
+        let claim_ttl = Duration::from_millis(self.claim_ttl_ms);
         let mut waits = 0;
         loop {
-            let mut conn = self.redis.clone();
-            let claimed: redis::RedisResult<Option<String>> = redis::cmd("SET")
-                .arg(key)
-                .arg("pending")
-                .arg("NX")
-                .arg("PX")
-                .arg(self.claim_ttl_ms)
-                .query_async(&mut conn)
-                .await;
-            match claimed {
-                Ok(Some(_)) => return Ok(true),
-                Ok(None) => match conn.get::<_, Option<String>>(key).await {
-                    Ok(Some(v)) if v == "done" => return Ok(false),
-                    // Claimed by someone else (or expired just now): wait, then try again.
-                    Ok(_) => tracing::debug!("notification claimed by another consumer; waiting"),
-                    Err(e) => self.outage_log(&e, waits),
-                },
+            match self.store.claim(key, claim_ttl).await {
+                Ok(Claim::Claimed) => return Ok(true),
+                Ok(Claim::Done) => return Ok(false),
+                // Claimed by someone else (or by a sender that crashed: the claim
+                // expires): wait, then try again.
+                Ok(Claim::Busy) => {
+                    tracing::debug!("notification claimed by another consumer; waiting")
+                }
                 Err(e) => self.outage_log(&e, waits),
             }
             waits += 1;
@@ -190,11 +176,10 @@ impl Notifier {
     }
 
     async fn mark_done(&self, key: &str, cancel: &CancellationToken) -> Result<(), Cancelled> {
+        let ttl = Duration::from_secs(self.dedup_ttl_s);
         let mut waits = 0;
         loop {
-            let mut conn = self.redis.clone();
-            let r: redis::RedisResult<()> = conn.set_ex(key, "done", self.dedup_ttl_s).await;
-            match r {
+            match self.store.mark_done(key, ttl).await {
                 Ok(()) => return Ok(()),
                 Err(e) => self.outage_log(&e, waits),
             }
@@ -207,16 +192,15 @@ impl Notifier {
 
     /// Best effort: frees a claim so a retry or a redelivery can send.
     async fn release(&self, key: &str) {
-        let mut conn = self.redis.clone();
-        let r = tokio::time::timeout(Duration::from_secs(2), conn.del::<_, ()>(key)).await;
+        let r = tokio::time::timeout(Duration::from_secs(2), self.store.release(key)).await;
         if !matches!(r, Ok(Ok(()))) {
             tracing::warn!("could not release a webhook claim; it expires on its own");
         }
     }
 
-    fn outage_log(&self, e: &redis::RedisError, waits: u32) {
-        crate::metrics::outage_retry("redis");
-        tracing::warn!(error = %e, attempt = waits + 1, "Redis is unreachable; notifications wait");
+    fn outage_log(&self, e: &StoreDown, waits: u32) {
+        crate::metrics::outage_retry(e.store);
+        tracing::warn!(error = %e, attempt = waits + 1, "the deduplication store is unreachable; notifications wait");
     }
 
     async fn post(&self, url: &str, event: &Event) -> Result<(), reqwest::Error> {

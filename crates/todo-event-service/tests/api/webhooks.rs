@@ -71,3 +71,46 @@ async fn a_webhook_that_keeps_failing_is_dead_lettered_after_its_retries() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_the_postgres_dedup_store_a_completion_delivered_three_times_is_posted_once() {
+    // Arrange: deliveries remembered in the service's database instead of Redis.
+    let h = Harness::new().await;
+    let hook = Receiver::start(1).await;
+    let url = hook.url.clone();
+    let adjust = move |c: &mut todo_event_service::Config| {
+        c.webhooks.urls = vec![url.clone()];
+        c.webhooks.dedup_store = "postgres".into();
+    };
+    let svc = h.spawn_with(adjust.clone()).await;
+    let done = completed(42, Some(2), 10);
+
+    // Act: twice to the running service, a third time to a restarted one that
+    // reads everything again (new group).
+    h.produce(&[done.clone(), done.clone()]).await;
+    h.wait_all_committed(&h.group).await;
+    svc.stop().await;
+    let again = format!("{}-again", h.group);
+    let group = again.clone();
+    let _restarted = h
+        .spawn_with(move |c| {
+            adjust(c);
+            c.consumer.group_id = group;
+        })
+        .await;
+    h.wait_all_committed(&again).await;
+
+    // Assert: one failed attempt (retried) and one delivery, remembered in Postgres.
+    assert_eq!(hook.total(), 2, "{:?}", hook.per_event());
+    let state: String =
+        sqlx::query_scalar("SELECT state FROM webhook_dedup WHERE key = $1 AND expires_at > now()")
+            .bind(format!(
+                "todo-event-service:webhook:{}:{}",
+                done.event_id, hook.url
+            ))
+            .fetch_one(&h.pool)
+            .await
+            .unwrap();
+    assert_eq!(state, "done");
+    assert!(h.dlq(1, Duration::from_secs(2)).await.is_empty());
+}
