@@ -26,8 +26,10 @@ pub struct Machine {
     pub kernel: String,
 }
 
-/// Processing time inside the event service, from its
-/// `event_processing_duration_seconds` histogram (counted over the run).
+/// Percentiles of a service's Prometheus histogram, counted over the run:
+/// the event service's `event_processing_duration_seconds` (read to
+/// committed) or the backend's `event_publish_duration_seconds` (batch handed
+/// to the producer to each acknowledgement).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessingReport {
     /// Events observed by the histogram during the run.
@@ -79,6 +81,8 @@ pub struct LoadRun {
     pub pipeline: PipelineReport,
     /// Event service processing time.
     pub processing: ProcessingReport,
+    /// Relay publish time (send to Kafka acknowledgement).
+    pub publish: ProcessingReport,
     /// Lag and outbox depth.
     pub lag: LagReport,
     /// Seconds waited after the send window for the last events.
@@ -635,7 +639,8 @@ fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
         out,
         "\nEvent service processing time (its histogram): p50 {} ms, p95 {} ms, p99 {} ms ({} events). \
          Consumer lag (committed offsets, sampled each second): max {}, median {}, max per partition {}; \
-         outbox depth max {}; written-but-unprocessed max {}.",
+         outbox depth max {}; written-but-unprocessed max {}. Relay send-to-acknowledgement \
+         (backend histogram): p50 {} ms, p95 {} ms, p99 {} ms.",
         opt(r.processing.p50_ms),
         opt(r.processing.p95_ms),
         opt(r.processing.p99_ms),
@@ -644,7 +649,10 @@ fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
         opt(r.lag.consumer_lag_p50),
         opt(r.lag.consumer_lag_max_partition),
         opt(r.lag.outbox_depth_max),
-        r.lag.unprocessed_max
+        r.lag.unprocessed_max,
+        opt(r.publish.p50_ms),
+        opt(r.publish.p95_ms),
+        opt(r.publish.p99_ms)
     );
     out.push_str(plots);
 }
@@ -809,6 +817,7 @@ mod tests {
                 "mode",
                 "pipeline",
                 "processing",
+                "publish",
                 "rate_per_s",
                 "timeline"
             ]

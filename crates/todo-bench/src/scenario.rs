@@ -90,6 +90,10 @@ impl Ctx {
         }
     }
 
+    fn backend_metrics_url(&self) -> String {
+        format!("{}/metrics", self.common.backend_url.trim_end_matches('/'))
+    }
+
     fn events_metrics_url(&self) -> String {
         format!(
             "{}/metrics",
@@ -141,6 +145,8 @@ pub struct Measured {
     pub drain_wait: Duration,
     /// Event service processing time over the run.
     pub processing: ProcessingReport,
+    /// The relay's send-to-acknowledgement time over the run.
+    pub publish: ProcessingReport,
     /// Steps run (ramp).
     pub steps_run: usize,
     /// Verdict per step (ramp).
@@ -210,13 +216,16 @@ pub async fn measure(
     let api = Api::new(correlation_id, Duration::from_millis(ctx.common.timeout_ms));
     let names = targets.iter().map(|t| t.name.clone()).collect();
     let driver = Driver::new(api, targets, ctx.common.mix.clone());
-    let marks = pipeline::mark(&ctx.backend_db, &ctx.events_db, correlation_id).await?;
     if let Some(limit) = ctx.common.quiet_below_pct {
         wait_quiet(limit, Duration::from_secs(ctx.common.quiet_wait_s)).await;
     }
     let before = sampler::scrape(&ctx.http, &ctx.events_metrics_url()).await;
+    let publish_before = sampler::scrape(&ctx.http, &ctx.backend_metrics_url()).await;
     let cpu_busy_before_pct = cpu_busy_over(Duration::from_secs(2)).await;
     let cpu_at_start = own_cpu_s();
+    // NB: the marks (and the database clock's t0) right before the start:
+    // every database timestamp is read as seconds from t0.
+    let marks = pipeline::mark(&ctx.backend_db, &ctx.events_db, correlation_id).await?;
     let len = match &load {
         Load::Open(s) => s.duration().as_secs_f64(),
         Load::Closed { duration, .. } => duration.as_secs_f64(),
@@ -284,7 +293,17 @@ pub async fn measure(
     let timeline = sampler.stop().await;
     pb.finish_and_clear();
     let after = sampler::scrape(&ctx.http, &ctx.events_metrics_url()).await;
-    let processing = processing_report(before.as_deref(), after.as_deref());
+    let processing = histogram_report(
+        "event_processing_duration_seconds",
+        before.as_deref(),
+        after.as_deref(),
+    );
+    let publish_after = sampler::scrape(&ctx.http, &ctx.backend_metrics_url()).await;
+    let publish = histogram_report(
+        "event_publish_duration_seconds",
+        publish_before.as_deref(),
+        publish_after.as_deref(),
+    );
     let events = pipeline::fetch(&ctx.backend_db, &ctx.events_db, &marks).await?;
     Ok((
         Measured {
@@ -295,6 +314,7 @@ pub async fn measure(
             events,
             drain_wait,
             processing,
+            publish,
             steps_run,
             step_verdicts,
             cpu_busy_before_pct,
@@ -306,11 +326,13 @@ pub async fn measure(
     ))
 }
 
-fn processing_report(
+/// Percentiles of Prometheus histogram `name` over what it observed between
+/// two scrapes.
+fn histogram_report(
+    name: &str,
     before: Option<&[stats::PromSample]>,
     after: Option<&[stats::PromSample]>,
 ) -> ProcessingReport {
-    const NAME: &str = "event_processing_duration_seconds";
     let Some(after) = after else {
         return ProcessingReport::default();
     };
@@ -373,6 +395,7 @@ fn load_run(
         lag: lag_report(&m.timeline, &pipeline),
         pipeline,
         processing: m.processing.clone(),
+        publish: m.publish.clone(),
         drain_wait_s: stats::round3(m.drain_wait.as_secs_f64()),
         cpu_busy_pct_mean: cpu_mean(&m.timeline),
         cpu_busy_before_pct: m.cpu_busy_before_pct,
