@@ -337,9 +337,9 @@ fn histogram_report(
         return ProcessingReport::default();
     };
     let b = before
-        .map(|b| stats::buckets_of(b, NAME))
+        .map(|b| stats::buckets_of(b, name))
         .unwrap_or_default();
-    let d = stats::bucket_delta(&b, &stats::buckets_of(after, NAME));
+    let d = stats::bucket_delta(&b, &stats::buckets_of(after, name));
     let q = |q: f64| stats::bucket_quantile(&d, q).map(|s| stats::round3(s * 1_000.0));
     ProcessingReport {
         count: d.last().map(|x| x.1).unwrap_or(0.0),
