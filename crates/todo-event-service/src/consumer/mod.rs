@@ -142,6 +142,8 @@ impl Ctx {
                     key.1,
                     self.processor.clone(),
                     self.batch_size,
+                    // Within the revoke's own bound, leaving it time to commit.
+                    self.drain_timeout.mul_f64(0.8),
                     cancel.clone(),
                 )
                 .instrument(span),
