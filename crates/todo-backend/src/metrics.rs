@@ -19,14 +19,10 @@ pub const OUTBOX_DEPTH: &str = "outbox_depth";
 pub const OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS: &str = "outbox_oldest_unpublished_age_seconds";
 /// 1 while this process is the active relay.
 pub const OUTBOX_RELAY_ACTIVE: &str = "outbox_relay_active";
-/// HTTP requests by route, method and status.
-pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
-/// HTTP request latency by route and method.
-pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
 
 /// Installs the process's Prometheus recorder (once) and describes our metrics.
 pub fn install() -> PrometheusHandle {
-    let handle = todo_telemetry::install_metrics();
+    let handle = todo_runtime::install_metrics();
     describe_counter!(
         EVENTS_PUBLISHED_TOTAL,
         "Events acknowledged by Kafka, by event type"
@@ -50,15 +46,7 @@ pub fn install() -> PrometheusHandle {
         OUTBOX_RELAY_ACTIVE,
         "1 while this process is the active outbox relay"
     );
-    describe_counter!(
-        HTTP_REQUESTS_TOTAL,
-        "HTTP requests by route, method and status"
-    );
-    describe_histogram!(
-        HTTP_REQUEST_DURATION_SECONDS,
-        Unit::Seconds,
-        "HTTP request latency"
-    );
+    todo_runtime::http::describe_metrics();
     handle
 }
 
@@ -78,13 +66,6 @@ pub(crate) fn relay_active(active: bool) {
 pub(crate) fn outbox(depth: i64, oldest_age_seconds: f64) {
     gauge!(OUTBOX_DEPTH).set(depth as f64);
     gauge!(OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS).set(oldest_age_seconds);
-}
-
-pub(crate) fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
-    counter!(HTTP_REQUESTS_TOTAL, "route" => route.to_owned(), "method" => method.to_owned(), "status" => status.to_string())
-        .increment(1);
-    histogram!(HTTP_REQUEST_DURATION_SECONDS, "route" => route.to_owned(), "method" => method.to_owned())
-        .record(elapsed.as_secs_f64());
 }
 
 /// Samples the outbox gauges every `every` until cancelled.

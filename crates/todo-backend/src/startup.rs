@@ -15,8 +15,6 @@ use sqlx::PgPool;
 use todo_kafka::TopicNames;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::Auth;
 use crate::config::Config;
@@ -107,15 +105,12 @@ impl Application {
                 crate::telemetry::correlation_layer,
             ))
             .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-            .layer(TimeoutLayer::with_status_code(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                Duration::from_millis(config.request_timeout_ms),
-            ))
-            .layer(CatchPanicLayer::new())
             .with_state(state);
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("binding {}", config.http_addr))?;
+        let router = todo_runtime::http::with_common_layers(
+            router,
+            Duration::from_millis(config.request_timeout_ms),
+        );
+        let listener = todo_runtime::http::bind(config.http_addr).await?;
         Ok(Self {
             listener,
             router,
@@ -146,12 +141,7 @@ impl Application {
             Duration::from_secs(2),
             cancel.child_token(),
         ));
-        let server_cancel = cancel.clone();
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { server_cancel.cancelled().await })
-            .await
-            .context("HTTP server")?;
-        tracing::info!("HTTP server stopped");
+        todo_runtime::http::serve(self.listener, self.router, cancel.clone()).await?;
         cancel.cancel();
         if let Some(relay) = relay {
             relay.await.context("relay task")?;

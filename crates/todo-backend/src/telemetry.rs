@@ -1,8 +1,7 @@
-//! Logging and request instrumentation.
+//! Logging and the correlation id. Request spans by route and HTTP metrics
+//! come from `todo_runtime::http`.
 
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -12,11 +11,11 @@ use crate::extract::{CorrelationId, CORRELATION_HEADER};
 
 /// Installs the global subscriber: `RUST_LOG` filter (default info), text or JSON.
 pub fn init(format: &str) {
-    todo_telemetry::init_tracing(format);
+    todo_runtime::init_tracing(format);
 }
 
-/// Middleware: assigns the correlation id, opens the request span (with the
-/// matched route, not the raw path), records metrics and echoes the id back.
+/// Middleware: assigns the correlation id (the caller's when it is a UUID),
+/// puts it on every log line of the request, and echoes it back.
 pub async fn correlation_layer(mut req: Request, next: Next) -> Response {
     let id = CorrelationId::from_header(
         req.headers()
@@ -24,24 +23,10 @@ pub async fn correlation_layer(mut req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok()),
     );
     req.extensions_mut().insert(id);
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let method = req.method().clone();
-    let span = tracing::info_span!("request", correlation_id = %id.0, %method, route = %route);
-    let started = Instant::now();
-    let mut resp = next.run(req).instrument(span.clone()).await;
-    let status = resp.status().as_u16();
-    crate::metrics::http_request(&route, method.as_str(), status, started.elapsed());
-    span.in_scope(|| {
-        tracing::debug!(
-            status,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-            "request done"
-        )
-    });
+    let mut resp = next
+        .run(req)
+        .instrument(tracing::info_span!("correlation", correlation_id = %id.0))
+        .await;
     if let Ok(v) = HeaderValue::from_str(&id.0.to_string()) {
         resp.headers_mut().insert(CORRELATION_HEADER, v);
     }

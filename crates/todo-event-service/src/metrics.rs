@@ -26,10 +26,6 @@ pub const DEPENDENCY_OUTAGE_RETRIES_TOTAL: &str = "dependency_outage_retries_tot
 pub const WEBHOOK_NOTIFICATIONS_TOTAL: &str = "webhook_notifications_total";
 /// Partitions this instance is processing.
 pub const ASSIGNED_PARTITIONS: &str = "consumer_assigned_partitions";
-/// HTTP requests by route, method and status.
-pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
-/// HTTP request latency by route and method.
-pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -38,7 +34,7 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             // NB: one recorder per process, shared with any other service in it.
-            let handle = todo_telemetry::install_metrics();
+            let handle = todo_runtime::install_metrics();
             describe_counter!(EVENTS_CONSUMED_TOTAL, "Events processed, by event type");
             describe_counter!(
                 EVENTS_DUPLICATE_TOTAL,
@@ -73,15 +69,7 @@ pub fn install() -> PrometheusHandle {
                 ASSIGNED_PARTITIONS,
                 "Partitions this instance is processing"
             );
-            describe_counter!(
-                HTTP_REQUESTS_TOTAL,
-                "HTTP requests by route, method and status"
-            );
-            describe_histogram!(
-                HTTP_REQUEST_DURATION_SECONDS,
-                Unit::Seconds,
-                "HTTP request latency"
-            );
+            todo_runtime::http::describe_metrics();
             handle
         })
         .clone()
@@ -122,11 +110,4 @@ pub(crate) fn webhook_sent() {
 
 pub(crate) fn assigned_partitions(n: usize) {
     gauge!(ASSIGNED_PARTITIONS).set(n as f64);
-}
-
-pub(crate) fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
-    counter!(HTTP_REQUESTS_TOTAL, "route" => route.to_owned(), "method" => method.to_owned(), "status" => status.to_string())
-        .increment(1);
-    histogram!(HTTP_REQUEST_DURATION_SECONDS, "route" => route.to_owned(), "method" => method.to_owned())
-        .record(elapsed.as_secs_f64());
 }

@@ -14,8 +14,6 @@ use sqlx::PgPool;
 use todo_kafka::TopicNames;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
 use crate::consumer::dlq::DeadLetters;
@@ -127,16 +125,12 @@ impl Application {
             .merge(routes::events::router())
             .merge(routes::analytics::router())
             .merge(routes::health::router())
-            .layer(axum::middleware::from_fn(crate::telemetry::request_layer))
-            .layer(TimeoutLayer::with_status_code(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                Duration::from_millis(config.request_timeout_ms),
-            ))
-            .layer(CatchPanicLayer::new())
             .with_state(state);
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("binding {}", config.http_addr))?;
+        let router = todo_runtime::http::with_common_layers(
+            router,
+            Duration::from_millis(config.request_timeout_ms),
+        );
+        let listener = todo_runtime::http::bind(config.http_addr).await?;
         Ok(Self {
             listener,
             router,
@@ -161,12 +155,7 @@ impl Application {
     /// consumer, and closes the pool. Reports how each part ended.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let consumer = tokio::spawn(self.consumer.run_until_stopped(cancel.child_token()));
-        let server_cancel = cancel.clone();
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { server_cancel.cancelled().await })
-            .await
-            .context("HTTP server");
-        tracing::info!(ok = served.is_ok(), "HTTP server stopped");
+        let served = todo_runtime::http::serve(self.listener, self.router, cancel.clone()).await;
         cancel.cancel();
         let consumed = consumer.await.context("consumer task")?;
         tracing::info!(ok = consumed.is_ok(), "consumer stopped");

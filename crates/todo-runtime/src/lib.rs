@@ -1,6 +1,9 @@
-//! Process-wide telemetry. A process may run more than one of our services
-//! (the end-to-end tests run the backend and the event service together), so
-//! the global recorder and subscriber are installed once, here.
+//! What every service process needs once. A process may run more than one of
+//! our services (the end-to-end tests run the backend and the event service
+//! together), so the global recorder and subscriber are installed here, once;
+//! and both services serve HTTP and stop the same way.
+
+pub mod http;
 
 use std::sync::OnceLock;
 
@@ -38,6 +41,19 @@ pub fn init_tracing(format: &str) {
     } else {
         builder.try_init()
     };
+}
+
+/// Waits for SIGTERM or Ctrl-C, then cancels `cancel`.
+pub async fn cancel_on_signal(cancel: tokio_util::sync::CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutdown requested");
+    cancel.cancel();
 }
 
 #[cfg(test)]

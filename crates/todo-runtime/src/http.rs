@@ -1,0 +1,97 @@
+//! HTTP plumbing both services share: the outer layers, request metrics and
+//! spans by matched route, binding and graceful serving.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
+
+/// HTTP requests by route, method and status.
+pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
+/// HTTP request latency by route and method.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
+
+/// Describes the HTTP metrics (idempotent).
+pub fn describe_metrics() {
+    describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        "HTTP requests by route, method and status"
+    );
+    describe_histogram!(
+        HTTP_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "HTTP request latency"
+    );
+}
+
+/// Middleware: a span per request named by its matched route (not the raw
+/// path, which would make every task id a new series), and the HTTP metrics.
+pub async fn request_layer(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().clone();
+    let span = tracing::info_span!("request", %method, route = %route);
+    let started = Instant::now();
+    let resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    counter!(HTTP_REQUESTS_TOTAL, "route" => route.clone(), "method" => method.to_string(), "status" => status.to_string())
+        .increment(1);
+    histogram!(HTTP_REQUEST_DURATION_SECONDS, "route" => route, "method" => method.to_string())
+        .record(elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            elapsed_ms = elapsed.as_secs_f64() * 1e3,
+            "request done"
+        )
+    });
+    resp
+}
+
+/// The outer layers of every router: request span and metrics, a request
+/// timeout (503 when it fires), and panics turned into 500s.
+pub fn with_common_layers(router: Router, request_timeout: Duration) -> Router {
+    router
+        .layer(axum::middleware::from_fn(request_layer))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+}
+
+/// Binds the listener (port 0 picks a free port).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))
+}
+
+/// Serves until `cancel`, then lets requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+        .context("HTTP server");
+    tracing::info!(ok = served.is_ok(), "HTTP server stopped");
+    served
+}
