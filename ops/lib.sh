@@ -59,12 +59,18 @@ choose_port() {
     printf -v "$var" '%s' "$current"
     return
   fi
-  local p=$default i free
+  local p=$default i free taken
+  # Ports already given to another component of this checkout count as taken.
+  taken=" $(cut -d= -f2 "$PORTS_FILE" 2>/dev/null | tr '\n' ' ') "
   while :; do
     free=1
-    for ((i = 0; i < span; i++)); do port_busy $((p + i)) && free=0 && break; done
+    for ((i = 0; i < span; i++)); do
+      if port_busy $((p + i)) || [[ $taken == *" $((p + i)) "* ]]; then free=0 && break; fi
+    done
     [ "$free" = 1 ] && break
-    warn "port $p is taken by another program ($(port_owner $((p + i))) ); $var moves to $((p + span))"
+    local owner
+    owner=$(port_owner $((p + i)))
+    warn "port $((p + i)) is taken (${owner:-by another component of this stack}); $var moves to $((p + span))"
     p=$((p + span))
   done
   printf -v "$var" '%s' "$p"
