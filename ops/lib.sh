@@ -61,7 +61,7 @@ choose_port() {
   fi
   local p=$default i free taken
   # Ports already given to another component of this checkout count as taken.
-  taken=" $(cut -d= -f2 "$PORTS_FILE" 2>/dev/null | tr '\n' ' ') "
+  taken=" $( (cut -d= -f2 "$PORTS_FILE" 2>/dev/null || true) | tr '\n' ' ') "
   while :; do
     free=1
     for ((i = 0; i < span; i++)); do
