@@ -107,7 +107,7 @@ EOF
 kafka_pid() {
   local pid
   pid=$(pidfile_pid "$(kafka_pidfile "$1")")
-  pid_alive "$pid" && echo "$pid"
+  if pid_alive "$pid"; then echo "$pid"; fi
 }
 
 kafka_started() { grep -q 'Kafka Server started' "$(kafka_log "$1")" 2>/dev/null; }

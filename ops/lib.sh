@@ -91,7 +91,7 @@ choose_all_ports() {
 # -------------------------------------------------------------- processes
 pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
-pidfile_pid() { [ -f "$1" ] && head -1 "$1" 2>/dev/null; }
+pidfile_pid() { if [ -f "$1" ]; then head -1 "$1" 2>/dev/null; fi; }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s.
 wait_for() {

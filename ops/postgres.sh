@@ -28,7 +28,7 @@ as_pg() { runuser -u postgres -- "$@"; }
 pg_pid() {
   local pid
   pid=$(pidfile_pid "$PG_DATA/postmaster.pid")
-  pid_alive "$pid" && echo "$pid"
+  if pid_alive "$pid"; then echo "$pid"; fi
 }
 
 pg_ready() { "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$TODO_PG_PORT"; }

@@ -18,7 +18,7 @@ service_url() { echo "http://127.0.0.1:$(service_port "$1")"; }
 service_pid() {
   local pid
   pid=$(pidfile_pid "$(service_pidfile "$1")")
-  pid_alive "$pid" && echo "$pid"
+  if pid_alive "$pid"; then echo "$pid"; fi
 }
 
 service_healthy() { curl -fsS -m 2 "$(service_url "$1")/health" >/dev/null 2>&1; }
