@@ -67,46 +67,47 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::All => {
             let quick = cli.common.quick;
             let secs = |full: f64, q: f64| Some(if quick { q } else { full });
-            report.steady = Some(
-                scenario::steady(
-                    &ctx,
-                    &cli::SteadyArgs {
-                        rate: 1_000.0,
-                        duration_s: secs(60.0, 10.0),
-                    },
-                )
-                .await?,
+            // On a shared stack a scenario can meet an outage; the others still run.
+            fn keep<T>(name: &str, r: Result<T>, errors: &mut Vec<String>) -> Option<T> {
+                match r {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        eprintln!("{name} failed: {e}");
+                        errors.push(format!("{name}: {e}"));
+                        None
+                    }
+                }
+            }
+            let mut errors = Vec::new();
+            let steady = cli::SteadyArgs {
+                rate: 1_000.0,
+                duration_s: secs(60.0, 10.0),
+            };
+            report.steady = keep("steady", scenario::steady(&ctx, &steady).await, &mut errors);
+            let overhead = cli::OverheadArgs {
+                rate: 500.0,
+                duration_s: secs(60.0, 8.0),
+            };
+            report.overhead = keep(
+                "overhead",
+                scenario::overhead(&ctx, &overhead).await,
+                &mut errors,
             );
-            report.overhead = Some(
-                scenario::overhead(
-                    &ctx,
-                    &cli::OverheadArgs {
-                        rate: 500.0,
-                        duration_s: secs(60.0, 8.0),
-                    },
-                )
-                .await?,
+            let ramp = cli::RampArgs {
+                rates: Vec::new(),
+                step_s: secs(15.0, 3.0),
+            };
+            report.ramp = keep("ramp", scenario::ramp(&ctx, &ramp).await, &mut errors);
+            let backlog = cli::BacklogArgs {
+                rows: Some(if quick { 4_000 } else { 100_000 }),
+                concurrency: 32,
+            };
+            report.backlog = keep(
+                "backlog",
+                scenario::backlog(&ctx, &backlog).await,
+                &mut errors,
             );
-            report.ramp = Some(
-                scenario::ramp(
-                    &ctx,
-                    &cli::RampArgs {
-                        rates: Vec::new(),
-                        step_s: secs(15.0, 3.0),
-                    },
-                )
-                .await?,
-            );
-            report.backlog = Some(
-                scenario::backlog(
-                    &ctx,
-                    &cli::BacklogArgs {
-                        rows: Some(if quick { 4_000 } else { 100_000 }),
-                        concurrency: 32,
-                    },
-                )
-                .await?,
-            );
+            report.errors = errors;
         }
         Command::Load(_) => unreachable!("handled above"),
     }

@@ -285,6 +285,9 @@ pub struct Report {
     pub backlog: Option<BacklogRun>,
     /// Whole-stack reconciliation at the end.
     pub verify: Option<VerifyReport>,
+    /// Scenarios of `all` that could not finish, with the reason (the others
+    /// still report).
+    pub errors: Vec<String>,
     /// Targets with measured values.
     pub targets: Vec<TargetResult>,
 }
@@ -757,6 +760,9 @@ pub fn markdown(r: &Report) -> String {
         pipeline_md(&mut out, &b.pipeline);
         out.push_str(&plots_md("backlog"));
     }
+    for e in &r.errors {
+        let _ = writeln!(out, "\n**Not finished:** {e}");
+    }
     if let Some(v) = &r.verify {
         let _ = writeln!(
             out,
@@ -787,6 +793,7 @@ mod tests {
             keys(&v),
             [
                 "backlog",
+                "errors",
                 "finished_at",
                 "machine",
                 "max",
