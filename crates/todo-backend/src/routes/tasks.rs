@@ -91,11 +91,17 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-fn validate_all(errors: Vec<FieldError>) -> Result<()> {
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(errors))
+/// Both fields parsed, or every field error at once (a client fixing its
+/// request should not have to discover its mistakes one by one).
+fn parse_both<A, B>(
+    a: std::result::Result<A, FieldError>,
+    b: std::result::Result<B, FieldError>,
+) -> Result<(A, B)> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (a, b) => Err(ApiError::Validation(
+            [a.err(), b.err()].into_iter().flatten().collect(),
+        )),
     }
 }
 
@@ -110,16 +116,10 @@ pub async fn create_task(
     correlation: CorrelationId,
     AppJson(body): AppJson<CreateTask>,
 ) -> Result<(StatusCode, HeaderMap, Json<Task>)> {
-    let title = TaskTitle::parse(&body.title);
-    let description = body.description.map(TaskDescription::parse).transpose();
-    validate_all(
-        [title.as_ref().err(), description.as_ref().err()]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect(),
+    let (title, description) = parse_both(
+        TaskTitle::parse(&body.title),
+        body.description.map(TaskDescription::parse).transpose(),
     )?;
-    let (title, description) = (title?, description?);
 
     let mut tx = state.pool.begin().await?;
     let task = store::insert(
@@ -233,19 +233,12 @@ pub async fn update_task(
             "give at least one of title, description, status",
         )]));
     }
-    let title = body.title.as_deref().map(TaskTitle::parse).transpose();
-    let description = body
-        .description
-        .map(|d| d.map(TaskDescription::parse).transpose())
-        .transpose();
-    validate_all(
-        [title.as_ref().err(), description.as_ref().err()]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect(),
+    let (title, description) = parse_both(
+        body.title.as_deref().map(TaskTitle::parse).transpose(),
+        body.description
+            .map(|d| d.map(TaskDescription::parse).transpose())
+            .transpose(),
     )?;
-    let (title, description) = (title?, description?);
 
     let mut tx = state.pool.begin().await?;
     let before = store::get_for_update(&mut tx, id.get(), user.as_deref())
