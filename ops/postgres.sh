@@ -4,6 +4,8 @@
 # system user (created by the package).
 
 PG_DIR=$LOCAL/postgres
+# A cluster moved out of a private checkout (see pg_reachable_dir) is linked here.
+[ -L "$PG_DIR" ] && PG_DIR=$(readlink -f "$PG_DIR")
 PG_DATA=$PG_DIR/data
 PG_SOCK=$PG_DIR/run
 PG_USER=todo
@@ -23,7 +25,27 @@ pg_install() {
   id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
 }
 
-as_pg() { runuser -u postgres -- "$@"; }
+as_pg() { (cd / && runuser -u postgres -- "$@"); }
+
+# The postgres user must reach the data dir. In a checkout under a private
+# directory (say /root) it cannot, so the cluster lives under
+# /var/lib/postgresql instead, one per checkout, linked from .local/postgres.
+pg_reachable_dir() {
+  [ -L "$LOCAL/postgres" ] && return 0
+  chmod o+x "$LOCAL" "$ROOT" 2>/dev/null || true
+  mkdir -p "$LOCAL"
+  runuser -u postgres -- test -x "$LOCAL" 2>/dev/null && return 0
+  [ -e "$LOCAL/postgres" ] && die "the postgres user cannot reach $LOCAL/postgres (a parent directory is private)"
+  local dir
+  dir=/var/lib/postgresql/todo-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)
+  say "the postgres user cannot reach $LOCAL (a private parent directory): the cluster lives in $dir"
+  mkdir -p "$dir"
+  chown postgres: "$dir"
+  ln -sfn "$dir" "$LOCAL/postgres"
+  PG_DIR=$dir
+  PG_DATA=$PG_DIR/data
+  PG_SOCK=$PG_DIR/run
+}
 
 pg_pid() {
   local pid
@@ -42,12 +64,11 @@ pg_start() {
     return
   fi
   port_busy "$TODO_PG_PORT" && die "port $TODO_PG_PORT is taken by another program ($(port_owner "$TODO_PG_PORT")); set TODO_PG_PORT to a free port"
+  pg_reachable_dir
   mkdir -p "$PG_DIR" "$PG_SOCK" "$PG_DIR/log"
   chown postgres: "$PG_DIR" "$PG_SOCK" "$PG_DIR/log"
   # The server writes its log as the postgres user; ./dev logs finds it here.
   ln -sfn "$PG_DIR/log/postgres.log" "$LOGS/postgres.log"
-  # The postgres user must be able to reach the data dir through the checkout.
-  chmod o+x "$LOCAL" "$ROOT" 2>/dev/null || true
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
     say "initdb $PG_DATA (superuser $PG_USER)"
     local pw=$PG_DIR/pwfile
