@@ -7,10 +7,12 @@
 
 pub mod config;
 pub mod errors;
+pub mod message;
 pub mod provision;
 pub mod topics;
 
 pub use config::{ConfigError, KafkaArgs, ProducerArgs, Secret};
 pub use errors::is_retriable;
+pub use message::headers_as_strings;
 pub use provision::{provision_topics, ProvisionError, TopicSettings};
 pub use topics::TopicNames;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::ClientConfig;
 use sqlx::{Connection, PgConnection};
 
@@ -132,19 +132,7 @@ pub async fn read_records(
         let next = tokio::time::timeout_at(deadline, stream.next()).await;
         let Ok(Some(msg)) = next else { break };
         let msg = msg?;
-        let headers = msg
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|hd| {
-                        (
-                            hd.key.to_owned(),
-                            String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = todo_kafka::headers_as_strings(&msg);
         out.push(Record {
             topic: msg.topic().to_owned(),
             partition: msg.partition(),

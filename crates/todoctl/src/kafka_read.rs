@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// A record as read, with its headers as strings.
@@ -45,19 +45,7 @@ impl ReadRecord {
             timestamp_ms: m.timestamp().to_millis(),
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().unwrap_or_default().to_vec(),
-            headers: m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|hd| {
-                            (
-                                hd.key.to_owned(),
-                                String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
+            headers: todo_kafka::headers_as_strings(m),
         }
     }
 }
