@@ -34,6 +34,9 @@ pub enum ApiError {
     /// No such task (for this user) (404).
     #[error("task {0} not found")]
     TaskNotFound(i64),
+    /// Other changes to the task kept winning the race for its next version (409).
+    #[error("task {0} changed concurrently")]
+    Conflict(i64),
     /// The database is unreachable or overloaded (503).
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::TaskNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -114,6 +118,11 @@ impl ApiError {
             ApiError::TaskNotFound(id) => {
                 ("not-found", format!("task {id} does not exist"), vec![])
             }
+            ApiError::Conflict(id) => (
+                "conflict",
+                format!("task {id} kept changing while this request ran; retry it"),
+                vec![],
+            ),
             ApiError::Unavailable(_) => (
                 "unavailable",
                 "the database is unavailable; retry shortly".into(),

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::outbox::relay::Relay;
 use crate::outbox::EventWriter;
 use crate::routes;
+use crate::store::tasks::TaskIds;
 
 /// Largest request body accepted (413 above).
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// Writes outbox rows.
     pub events: EventWriter,
+    /// Ids for new tasks.
+    pub task_ids: Arc<TaskIds>,
     /// JWT verification when authentication is on.
     pub auth: Option<Arc<Auth>>,
     /// Metrics exposition.
@@ -96,6 +99,7 @@ impl Application {
         let state = AppState {
             pool: pool.clone(),
             events,
+            task_ids: Arc::new(TaskIds::new(config.task_id_block)),
             auth: config
                 .jwt_hs256_secret
                 .as_ref()

@@ -7,7 +7,6 @@ pub mod replay;
 
 use std::sync::Arc;
 
-use sqlx::PgConnection;
 use todo_events::{ContentType, Event, EventVersion, Payload};
 use todo_kafka::TopicNames;
 use tokio::sync::Notify;
@@ -15,17 +14,6 @@ use uuid::Uuid;
 
 /// Channel the relay LISTENs on; other instances NOTIFY it.
 pub const NOTIFY_CHANNEL: &str = "todo_outbox";
-
-/// Errors writing an outbox row.
-#[derive(Debug, thiserror::Error)]
-pub enum OutboxError {
-    /// The event could not be encoded (a bug: the types are ours).
-    #[error("event encoding failed: {0}")]
-    Encode(#[from] todo_events::EncodeError),
-    /// The insert failed.
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}
 
 /// Writes events into the outbox; shared by every request handler.
 #[derive(Clone)]
@@ -66,40 +54,53 @@ impl EventWriter {
         }
     }
 
-    /// Appends the event for `payload` to the outbox inside the caller's
-    /// transaction. Returns the event id, or `None` when events are off.
-    #[tracing::instrument(skip_all, fields(event_type = %payload.event_type(), task_id = payload.task_id(), event_id))]
-    pub async fn record(
+    /// Encodes the event for `payload` as the outbox row the change's own
+    /// statement writes (see `store::tasks`), so the change and its event
+    /// commit together in one round trip. `None` when events are off.
+    pub fn prepare(
         &self,
-        conn: &mut PgConnection,
         payload: Payload,
         correlation_id: Uuid,
-    ) -> Result<Option<Uuid>, OutboxError> {
+    ) -> Result<Option<OutboxRow>, todo_events::EncodeError> {
         if !self.enabled {
             return Ok(None);
         }
         let event = Event::new(payload, self.version, correlation_id);
-        tracing::Span::current().record("event_id", tracing::field::display(event.event_id));
-        let bytes = event.encode(self.content_type)?;
-        let headers: Vec<[String; 2]> = event
+        let payload = event.encode(self.content_type)?;
+        let headers = event
             .headers(self.content_type)
             .into_iter()
             .map(|(k, v)| [k.to_owned(), v])
             .collect();
-        sqlx::query(
-            "INSERT INTO outbox (event_id, event_type, topic, key, task_id, payload, headers, correlation_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(event.event_id)
-        .bind(event.event_type().as_str())
-        .bind(self.topics.for_event(event.event_type()))
-        .bind(event.key())
-        .bind(event.payload.task_id())
-        .bind(bytes)
-        .bind(sqlx::types::Json(headers))
-        .bind(correlation_id)
-        .execute(conn)
-        .await?;
-        Ok(Some(event.event_id))
+        tracing::debug!(event_id = %event.event_id, event_type = %event.event_type(), task_id = event.payload.task_id(), "event prepared");
+        Ok(Some(OutboxRow {
+            event_id: event.event_id,
+            event_type: event.event_type().as_str(),
+            topic: self.topics.for_event(event.event_type()),
+            key: event.key(),
+            payload,
+            headers: sqlx::types::Json(headers),
+            correlation_id,
+        }))
     }
+}
+
+/// One event, encoded, as the outbox stores it. The task id comes from the
+/// task row written by the same statement.
+#[derive(Debug)]
+pub struct OutboxRow {
+    /// The envelope's event id.
+    pub event_id: Uuid,
+    /// `task.created`, ...
+    pub event_type: &'static str,
+    /// The topic, prefix included.
+    pub topic: String,
+    /// The record key (the task id).
+    pub key: String,
+    /// The encoded event (JSON or Avro single-object).
+    pub payload: Vec<u8>,
+    /// Kafka headers as `[name, value]` pairs.
+    pub headers: sqlx::types::Json<Vec<[String; 2]>>,
+    /// The request's correlation id.
+    pub correlation_id: Uuid,
 }

@@ -1,5 +1,9 @@
 //! `/tasks`: every change writes the task and its outbox event in one
-//! transaction, then answers; Kafka is never on the request path.
+//! statement (so one transaction and one round trip), then answers; Kafka is
+//! never on the request path. Changes to an existing task read it, compute
+//! the new version and write it only if the task is still at the version
+//! read (optimistic concurrency), retrying when another change got there
+//! first.
 
 use std::collections::HashMap;
 
@@ -11,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use todo_events::TaskStatus;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{FieldError, Task, TaskDescription, TaskTitle};
+use crate::domain::{now, FieldError, Task, TaskDescription, TaskTitle};
 use crate::error::{ApiError, Problem, Result};
 use crate::extract::{AppJson, CorrelationId, CurrentUser, TaskIdPath};
 use crate::outbox::payloads;
@@ -22,6 +26,9 @@ use crate::store::tasks as store;
 pub const MAX_PAGE: i64 = 500;
 /// Page size when `limit` is not given.
 pub const DEFAULT_PAGE: i64 = 50;
+/// Reads and writes of one change before it gives up (409) because other
+/// changes to the same task kept landing between its read and its write.
+const MAX_ATTEMPTS: u32 = 8;
 
 /// The task routes.
 pub fn router() -> Router<AppState> {
@@ -121,20 +128,14 @@ pub async fn create_task(
         body.description.map(TaskDescription::parse).transpose(),
     )?;
 
-    let mut tx = state.pool.begin().await?;
-    let task = store::insert(
-        &mut tx,
-        title.as_str(),
-        description.as_ref().map(|d| d.as_str()),
-        user.as_deref(),
-    )
-    .await?;
-    state
+    let id = state.task_ids.next(&state.pool).await?;
+    let task = Task::new(id, &title, description.as_ref(), user.as_deref(), now());
+    let event = state
         .events
-        .record(&mut tx, payloads::created(&task), correlation.0)
-        .await
-        .map_err(outbox_error)?;
-    tx.commit().await?;
+        .prepare(payloads::created(&task), correlation.0)
+        .map_err(encode_error)?;
+    let mut conn = state.pool.acquire().await?;
+    store::insert(&mut conn, &task, event.as_ref()).await?;
     state.events.wake();
 
     let mut headers = HeaderMap::new();
@@ -240,47 +241,34 @@ pub async fn update_task(
             .transpose(),
     )?;
 
-    let mut tx = state.pool.begin().await?;
-    let before = store::get_for_update(&mut tx, id.get(), user.as_deref())
-        .await?
-        .ok_or(ApiError::TaskNotFound(id.get()))?;
-    let new_title = title.as_ref().map_or(before.title.as_str(), |t| t.as_str());
-    let new_description = match &description {
-        Some(d) => d.as_ref().map(|d| d.as_str()),
-        None => before.description.as_deref(),
-    };
-    let new_status = body.status.unwrap_or(before.status());
-    let completed_at = match (before.status(), new_status) {
-        (TaskStatus::Incomplete, TaskStatus::Complete) => Some(chrono::Utc::now()),
-        (_, TaskStatus::Complete) => before.completed_at,
-        (_, TaskStatus::Incomplete) => None,
-    };
-    if new_title == before.title
-        && new_description == before.description.as_deref()
-        && new_status == before.status()
-    {
-        tx.rollback().await?;
-        return Ok(Json(before));
+    let mut conn = state.pool.acquire().await?;
+    for _ in 0..MAX_ATTEMPTS {
+        let before = store::get(&mut conn, id.get(), user.as_deref())
+            .await?
+            .ok_or(ApiError::TaskNotFound(id.get()))?;
+        let new_title = title.as_ref().map_or(before.title.as_str(), |t| t.as_str());
+        let new_description = match &description {
+            Some(d) => d.as_ref().map(|d| d.as_str()),
+            None => before.description.as_deref(),
+        };
+        let new_status = body.status.unwrap_or(before.status());
+        if new_title == before.title
+            && new_description == before.description.as_deref()
+            && new_status == before.status()
+        {
+            return Ok(Json(before));
+        }
+        let after = before.changed(new_title, new_description, new_status, now());
+        let event = state
+            .events
+            .prepare(payloads::updated(&before, &after), correlation.0)
+            .map_err(encode_error)?;
+        if store::update(&mut conn, &after, event.as_ref()).await? {
+            state.events.wake();
+            return Ok(Json(after));
+        }
     }
-    let after = store::update(
-        &mut tx,
-        id.get(),
-        store::Changed {
-            title: new_title,
-            description: new_description,
-            status: new_status,
-            completed_at,
-        },
-    )
-    .await?;
-    state
-        .events
-        .record(&mut tx, payloads::updated(&before, &after), correlation.0)
-        .await
-        .map_err(outbox_error)?;
-    tx.commit().await?;
-    state.events.wake();
-    Ok(Json(after))
+    Err(ApiError::Conflict(id.get()))
 }
 
 /// Delete a task; publishes `task.deleted`.
@@ -292,22 +280,21 @@ pub async fn delete_task(
     correlation: CorrelationId,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<StatusCode> {
-    let mut tx = state.pool.begin().await?;
-    let task = store::delete(&mut tx, id.get(), user.as_deref())
-        .await?
-        .ok_or(ApiError::TaskNotFound(id.get()))?;
-    state
-        .events
-        .record(
-            &mut tx,
-            payloads::deleted(&task, chrono::Utc::now()),
-            correlation.0,
-        )
-        .await
-        .map_err(outbox_error)?;
-    tx.commit().await?;
-    state.events.wake();
-    Ok(StatusCode::NO_CONTENT)
+    let mut conn = state.pool.acquire().await?;
+    for _ in 0..MAX_ATTEMPTS {
+        let task = store::get(&mut conn, id.get(), user.as_deref())
+            .await?
+            .ok_or(ApiError::TaskNotFound(id.get()))?;
+        let event = state
+            .events
+            .prepare(payloads::deleted(&task, now()), correlation.0)
+            .map_err(encode_error)?;
+        if store::delete(&mut conn, task.id, task.version, event.as_ref()).await? {
+            state.events.wake();
+            return Ok(StatusCode::NO_CONTENT);
+        }
+    }
+    Err(ApiError::Conflict(id.get()))
 }
 
 /// Mark a task complete; publishes `task.completed` (already complete: 200, no event).
@@ -319,38 +306,33 @@ pub async fn complete_task(
     correlation: CorrelationId,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>> {
-    let mut tx = state.pool.begin().await?;
-    let before = store::get_for_update(&mut tx, id.get(), user.as_deref())
-        .await?
-        .ok_or(ApiError::TaskNotFound(id.get()))?;
-    if before.status() == TaskStatus::Complete {
-        tx.rollback().await?;
-        return Ok(Json(before));
+    let mut conn = state.pool.acquire().await?;
+    for _ in 0..MAX_ATTEMPTS {
+        let before = store::get(&mut conn, id.get(), user.as_deref())
+            .await?
+            .ok_or(ApiError::TaskNotFound(id.get()))?;
+        if before.status() == TaskStatus::Complete {
+            return Ok(Json(before));
+        }
+        let after = before.changed(
+            &before.title,
+            before.description.as_deref(),
+            TaskStatus::Complete,
+            now(),
+        );
+        let event = state
+            .events
+            .prepare(payloads::completed(&after), correlation.0)
+            .map_err(encode_error)?;
+        if store::update(&mut conn, &after, event.as_ref()).await? {
+            state.events.wake();
+            return Ok(Json(after));
+        }
     }
-    let after = store::update(
-        &mut tx,
-        id.get(),
-        store::Changed {
-            title: &before.title,
-            description: before.description.as_deref(),
-            status: TaskStatus::Complete,
-            completed_at: Some(chrono::Utc::now()),
-        },
-    )
-    .await?;
-    state
-        .events
-        .record(&mut tx, payloads::completed(&after), correlation.0)
-        .await
-        .map_err(outbox_error)?;
-    tx.commit().await?;
-    state.events.wake();
-    Ok(Json(after))
+    Err(ApiError::Conflict(id.get()))
 }
 
-fn outbox_error(e: crate::outbox::OutboxError) -> ApiError {
-    match e {
-        crate::outbox::OutboxError::Database(e) => e.into(),
-        other => ApiError::Internal(other.into()),
-    }
+/// An event of ours that does not encode is a bug, not the client's fault.
+fn encode_error(e: todo_events::EncodeError) -> ApiError {
+    ApiError::Internal(e.into())
 }

@@ -1,30 +1,69 @@
 //! Queries on `tasks`. `user` scopes every query: `None` (no auth) sees all
 //! tasks, `Some(sub)` only that user's.
 
-use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryScalar;
+use sqlx::{PgConnection, PgPool, Postgres};
+use tokio::sync::Mutex;
 
 use crate::domain::{Task, TaskStatus};
+use crate::outbox::OutboxRow;
 
 const COLUMNS: &str =
     "id, title, description, status, user_id, created_at, updated_at, completed_at, version";
 
-/// Inserts a new incomplete task.
-#[tracing::instrument(skip_all)]
+/// Binds an event (or six NULLs) as `$1`..`$7`, the parameters of
+/// [`WRITE_EVENT`].
+fn bind_event<'q>(
+    q: QueryScalar<'q, Postgres, i64, PgArguments>,
+    e: Option<&'q OutboxRow>,
+) -> QueryScalar<'q, Postgres, i64, PgArguments> {
+    q.bind(e.map(|e| e.event_id))
+        .bind(e.map(|e| e.event_type))
+        .bind(e.map(|e| e.topic.as_str()))
+        .bind(e.map(|e| e.key.as_str()))
+        .bind(e.map(|e| e.payload.as_slice()))
+        .bind(e.map(|e| &e.headers))
+        .bind(e.map(|e| e.correlation_id))
+}
+
+/// The outbox half of every change: one row per row of `t` (the task the
+/// change touched), none when `$1` is NULL (events off). One statement
+/// writes both, so they commit together in one round trip; `SELECT count(*)
+/// FROM t` says whether the change applied.
+const WRITE_EVENT: &str = "o AS (
+    INSERT INTO outbox (event_id, event_type, topic, key, task_id, payload, headers, correlation_id)
+    SELECT $1, $2, $3, $4, t.id, $5, $6, $7 FROM t WHERE $1::uuid IS NOT NULL)
+SELECT count(*) FROM t";
+
+/// Inserts a new task (its id from [`TaskIds`]) and its event.
+#[tracing::instrument(skip_all, fields(task_id = task.id))]
 pub async fn insert(
     conn: &mut PgConnection,
-    title: &str,
-    description: Option<&str>,
-    user: Option<&str>,
-) -> sqlx::Result<Task> {
-    sqlx::query_as(&format!(
-        "INSERT INTO tasks (title, description, user_id) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
-    ))
-    .bind(title)
-    .bind(description)
-    .bind(user)
+    task: &Task,
+    event: Option<&OutboxRow>,
+) -> sqlx::Result<()> {
+    bind_event(
+        sqlx::query_scalar(&format!(
+            "WITH t AS (
+                 INSERT INTO tasks (id, title, description, status, user_id, created_at, updated_at, completed_at, version)
+                 VALUES ($8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id),
+             {WRITE_EVENT}"
+        )),
+        event,
+    )
+    .bind(task.id)
+    .bind(&task.title)
+    .bind(&task.description)
+    .bind(task.status().as_str())
+    .bind(&task.user_id)
+    .bind(task.created_at)
+    .bind(task.updated_at)
+    .bind(task.completed_at)
+    .bind(task.version)
     .fetch_one(conn)
     .await
+    .map(|_| ())
 }
 
 /// One task, if it exists and the user may see it.
@@ -43,66 +82,59 @@ pub async fn get(
     .await
 }
 
-/// Like [`get`], locking the row until the transaction ends, so that changes
-/// to one task (and their outbox rows) are serialized in commit order.
-#[tracing::instrument(skip(conn))]
-pub async fn get_for_update(
+/// Writes `after` over the task if it is still at `after.version - 1`, and
+/// its event. `false` when the task changed or went away since it was read
+/// (optimistic concurrency: the caller reads again). Two changes to one task
+/// therefore write their outbox rows in the order of their versions.
+#[tracing::instrument(skip_all, fields(task_id = after.id, version = after.version))]
+pub async fn update(
     conn: &mut PgConnection,
-    id: i64,
-    user: Option<&str>,
-) -> sqlx::Result<Option<Task>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM tasks WHERE id = $1 AND ($2::text IS NULL OR user_id = $2) FOR UPDATE"
-    ))
-    .bind(id)
-    .bind(user)
-    .fetch_optional(conn)
-    .await
-}
-
-/// The new state of a task after a change.
-pub struct Changed<'a> {
-    /// New title.
-    pub title: &'a str,
-    /// New description.
-    pub description: Option<&'a str>,
-    /// New status.
-    pub status: TaskStatus,
-    /// New completion time.
-    pub completed_at: Option<DateTime<Utc>>,
-}
-
-/// Writes a change and bumps the version.
-#[tracing::instrument(skip(conn, new))]
-pub async fn update(conn: &mut PgConnection, id: i64, new: Changed<'_>) -> sqlx::Result<Task> {
-    sqlx::query_as(&format!(
-        "UPDATE tasks SET title = $2, description = $3, status = $4, completed_at = $5,
-                updated_at = now(), version = version + 1
-         WHERE id = $1 RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(new.title)
-    .bind(new.description)
-    .bind(new.status.as_str())
-    .bind(new.completed_at)
+    after: &Task,
+    event: Option<&OutboxRow>,
+) -> sqlx::Result<bool> {
+    bind_event(
+        sqlx::query_scalar(&format!(
+            "WITH t AS (
+                 UPDATE tasks SET title = $10, description = $11, status = $12, completed_at = $13,
+                        updated_at = $14, version = $9
+                 WHERE id = $8 AND version = $9 - 1 RETURNING id),
+             {WRITE_EVENT}"
+        )),
+        event,
+    )
+    .bind(after.id)
+    .bind(after.version)
+    .bind(&after.title)
+    .bind(&after.description)
+    .bind(after.status().as_str())
+    .bind(after.completed_at)
+    .bind(after.updated_at)
     .fetch_one(conn)
     .await
+    .map(|n| n == 1)
 }
 
-/// Deletes a task the user may see; returns it as it was.
-#[tracing::instrument(skip(conn))]
+/// Deletes the task if it is still at `version`, and writes its event.
+/// `false` when it changed or went away since it was read.
+#[tracing::instrument(skip(conn, event))]
 pub async fn delete(
     conn: &mut PgConnection,
     id: i64,
-    user: Option<&str>,
-) -> sqlx::Result<Option<Task>> {
-    sqlx::query_as(&format!(
-        "DELETE FROM tasks WHERE id = $1 AND ($2::text IS NULL OR user_id = $2) RETURNING {COLUMNS}"
-    ))
+    version: i64,
+    event: Option<&OutboxRow>,
+) -> sqlx::Result<bool> {
+    bind_event(
+        sqlx::query_scalar(&format!(
+            "WITH t AS (DELETE FROM tasks WHERE id = $8 AND version = $9 RETURNING id),
+             {WRITE_EVENT}"
+        )),
+        event,
+    )
     .bind(id)
-    .bind(user)
-    .fetch_optional(conn)
+    .bind(version)
+    .fetch_one(conn)
     .await
+    .map(|n| n == 1)
 }
 
 /// A page of tasks in id order, after `cursor`.
@@ -125,4 +157,39 @@ pub async fn list(
     .bind(limit)
     .fetch_all(conn)
     .await
+}
+
+/// Hands out task ids, fetched from the table's sequence in blocks. A new
+/// task's id is known before its insert, so its event can be encoded and
+/// written by the same statement. Ids of one instance rise in creation
+/// order; with several instances, each draws from its own block.
+pub struct TaskIds {
+    block: i64,
+    free: Mutex<Vec<i64>>,
+}
+
+impl TaskIds {
+    /// Ids fetched `block` at a time.
+    pub fn new(block: i64) -> Self {
+        Self {
+            block: block.max(1),
+            free: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The next id; one round trip per `block` ids.
+    pub async fn next(&self, pool: &PgPool) -> sqlx::Result<i64> {
+        let mut free = self.free.lock().await;
+        if free.is_empty() {
+            let mut ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT nextval(pg_get_serial_sequence('tasks', 'id')) FROM generate_series(1, $1)",
+            )
+            .bind(self.block)
+            .fetch_all(pool)
+            .await?;
+            ids.sort_unstable_by(|a, b| b.cmp(a));
+            *free = ids;
+        }
+        Ok(free.pop().expect("a fetched block holds at least one id"))
+    }
 }

@@ -115,6 +115,55 @@ async fn updating_a_task_publishes_task_updated_with_the_changed_fields() {
 }
 
 #[tokio::test]
+async fn concurrent_changes_to_one_task_get_consecutive_versions_and_ordered_events() {
+    let app = spawn_app().await;
+    let task = app.create_task("v1").await;
+    let path = format!("/tasks/{}", task["id"]);
+
+    let statuses = futures::future::join_all((0..16).map(|i| {
+        let (app, path) = (&app, &path);
+        async move {
+            app.put_json(path, &json!({ "title": format!("writer {i}") }))
+                .await
+                .status()
+                .as_u16()
+        }
+    }))
+    .await;
+
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 409),
+        "every racing change applies or is told to retry: {statuses:?}"
+    );
+    let applied = statuses.iter().filter(|s| **s == 200).count() as i64;
+    assert!(applied >= 1);
+    let now: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(
+        now["version"],
+        1 + applied,
+        "one version per applied change"
+    );
+    let events = app.expect_events(1 + applied as usize).await;
+    let updates: Vec<_> = events
+        .iter()
+        .filter_map(|(_, e)| match &e.payload {
+            Payload::Updated(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let versions: Vec<i64> = updates.iter().map(|p| p.task_version.unwrap()).collect();
+    assert_eq!(
+        versions,
+        (2..=1 + applied).collect::<Vec<_>>(),
+        "the partition holds the changes in version order, none twice, none missing"
+    );
+    assert_eq!(
+        updates.last().unwrap().title,
+        now["title"].as_str().unwrap()
+    );
+}
+
+#[tokio::test]
 async fn an_update_that_changes_nothing_publishes_nothing() {
     let app = spawn_app().await;
     let task = app.create_task("same").await;
