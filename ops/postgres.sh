@@ -89,6 +89,7 @@ log_min_messages = warning
 log_line_prefix = '%m [%p] %d '
 EOF
   fi
+  pg_write_tuning
   say "starting postgres on 127.0.0.1:$TODO_PG_PORT"
   as_pg "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/log/postgres.log" -w -t 60 \
     -o "-p $TODO_PG_PORT -k $PG_SOCK" start >/dev/null || die "postgres did not start (see $LOGS/postgres.log)"
@@ -100,6 +101,26 @@ EOF
       as_pg "$bin/createdb" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" "$db"
     fi
   done
+}
+
+# Settings for write throughput that keep every commit durable. Written on
+# every start, so an existing cluster gets them too.
+# - wal_compression: full-page images after a checkpoint dominate the WAL of
+#   inserts into indexes; lz4 shrinks them for little CPU.
+# - max_wal_size / checkpoint_timeout: fewer checkpoints, so fewer full-page
+#   images (crash recovery replays at most this much WAL).
+# synchronous_commit and fsync stay on: a 201 means the task and its event
+# are on disk.
+pg_write_tuning() {
+  cat >"$PG_DATA/todo-stack.conf" <<EOF
+# Written by ops/postgres.sh on every start; edits here are lost.
+wal_compression = lz4
+max_wal_size = 4GB
+checkpoint_timeout = 30min
+EOF
+  chown postgres: "$PG_DATA/todo-stack.conf"
+  grep -q "^include_if_exists = 'todo-stack.conf'" "$PG_DATA/postgresql.conf" ||
+    echo "include_if_exists = 'todo-stack.conf'" >>"$PG_DATA/postgresql.conf"
 }
 
 pg_stop() {

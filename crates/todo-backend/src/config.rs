@@ -31,7 +31,7 @@ pub struct Config {
     pub database_acquire_timeout_ms: u64,
     /// Task ids each instance takes from the database at a time (new tasks
     /// need their id before the statement that writes them and their event).
-    #[arg(long, env = "TASK_ID_BLOCK", default_value_t = 50)]
+    #[arg(long, env = "TASK_ID_BLOCK", default_value_t = 100)]
     pub task_id_block: i64,
     /// Write an outbox row (and so an event) for every change: the rollout flag.
     #[arg(long, env = "EVENTS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
