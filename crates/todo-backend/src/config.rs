@@ -78,6 +78,14 @@ pub struct RelayArgs {
         default_value_t = 2_000
     )]
     pub batch_size: i64,
+    /// Batches in flight at once: while Kafka acknowledges one, the next is
+    /// read from the outbox and sent.
+    #[arg(
+        long = "relay-pipeline-depth",
+        env = "RELAY_PIPELINE_DEPTH",
+        default_value_t = 2
+    )]
+    pub pipeline_depth: usize,
     /// Poll interval when no wake-up arrives (the fallback to LISTEN/NOTIFY).
     #[arg(
         long = "relay-poll-interval-ms",

@@ -6,10 +6,10 @@
 //! connection goes away. It wakes on a local signal (this process's writes),
 //! on `NOTIFY todo_outbox` (other processes' writes) and on a poll fallback.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::stream::{FuturesOrdered, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -149,6 +149,10 @@ impl Relay {
     }
 
     /// Relays while the lock connection lives.
+    ///
+    /// Up to `pipeline_depth` batches are in flight: while Kafka acknowledges
+    /// the oldest, new rows are read and sent as soon as a wake-up says they
+    /// exist. Acknowledged batches are marked published oldest first.
     async fn lead(
         &self,
         mut lock_conn: PgConnection,
@@ -157,6 +161,9 @@ impl Relay {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
         let mut failures: u32 = 0;
+        let mut pipeline = Pipeline::default();
+        // The last read found less than a full batch, and nothing woke us since.
+        let mut caught_up = false;
         let mut last_lock_check = Instant::now();
         let mut last_prune = Instant::now() - Duration::from_secs(self.settings.prune_interval_s);
         loop {
@@ -171,32 +178,59 @@ impl Relay {
             }
             if last_prune.elapsed() > Duration::from_secs(self.settings.prune_interval_s) {
                 last_prune = Instant::now();
-                match prune(
-                    &self.pool,
-                    Duration::from_secs(self.settings.retention_hours * 3600),
-                )
-                .await
-                {
-                    Ok(n) if n > 0 => {
-                        tracing::info!(rows = n, "pruned published outbox rows past retention")
+                self.prune_logged().await;
+            }
+            // After a failure, one batch at a time until one goes through.
+            let depth = if failures == 0 {
+                self.settings.pipeline_depth.max(1)
+            } else {
+                1
+            };
+            let mut read = Ok(());
+            while !caught_up && pipeline.len() < depth {
+                match self.send_next_batch(&mut pipeline).await {
+                    Ok(full) => caught_up = !full,
+                    Err(e) => {
+                        read = Err(e);
+                        break;
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "outbox prune failed"),
                 }
             }
-            let outcome = tokio::select! {
-                _ = cancel.cancelled() => continue,
-                r = self.publish_batch() => r,
-            };
-            match outcome {
-                Ok(o) if o.failed == 0 => {
-                    failures = 0;
-                    if o.claimed as i64 >= self.settings.batch_size {
-                        continue;
+            let outcome = match read {
+                Err(e) => Err(e),
+                Ok(()) if pipeline.is_empty() => {
+                    tokio::select! {
+                        _ = cancel.cancelled() => {}
+                        _ = self.wake.notified() => {}
+                        n = listener.recv() => { n?; }
+                        _ = tokio::time::sleep(self.settings.poll_interval()) => {}
+                    }
+                    caught_up = false;
+                    continue;
+                }
+                Ok(()) => {
+                    let room = pipeline.len() < depth;
+                    tokio::select! {
+                        _ = cancel.cancelled() => continue,
+                        _ = self.wake.notified(), if room => { caught_up = false; continue; }
+                        n = listener.recv(), if room => { n?; caught_up = false; continue; }
+                        acks = pipeline.oldest_acks() => self.finish_oldest(acks, &mut pipeline).await,
                     }
                 }
+            };
+            match outcome {
+                Ok(o) if o.failed == 0 => failures = 0,
                 Ok(o) => {
+                    // Let what is in flight finish before the failed rows are
+                    // read again, so they go out ahead of anything newer.
+                    while !pipeline.is_empty() {
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            acks = pipeline.oldest_acks() => { self.finish_oldest(acks, &mut pipeline).await?; }
+                        }
+                    }
                     failures += 1;
+                    caught_up = false;
                     let wait = backoff(failures, &self.settings);
                     tracing::warn!(
                         failed = o.failed,
@@ -205,46 +239,84 @@ impl Relay {
                         "outbox batch partly failed; retrying"
                     );
                     tokio::select! { _ = cancel.cancelled() => {}, _ = tokio::time::sleep(wait) => {} }
-                    continue;
                 }
-                Err(e) => {
-                    if crate::error::is_unavailable(&e) {
-                        failures += 1;
-                        let wait = backoff(failures, &self.settings);
-                        tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "outbox relay: database unavailable");
-                        tokio::select! { _ = cancel.cancelled() => {}, _ = tokio::time::sleep(wait) => {} }
-                        // The lock connection is likely gone too: re-check now.
-                        lock_conn.ping().await?;
-                        continue;
-                    }
-                    return Err(e.into());
+                Err(e) if crate::error::is_unavailable(&e) => {
+                    // Rows in flight stay unpublished; they are read and sent
+                    // again (same event ids) once the database is back.
+                    pipeline.clear();
+                    failures += 1;
+                    caught_up = false;
+                    let wait = backoff(failures, &self.settings);
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "outbox relay: database unavailable");
+                    tokio::select! { _ = cancel.cancelled() => {}, _ = tokio::time::sleep(wait) => {} }
+                    // The lock connection is likely gone too: re-check now.
+                    lock_conn.ping().await?;
                 }
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = self.wake.notified() => {}
-                n = listener.recv() => { n?; }
-                _ = tokio::time::sleep(self.settings.poll_interval()) => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }
 
-    /// Publishes the next batch of unpublished rows, in id order, with every
-    /// send in flight at once, then marks the acknowledged rows published.
-    pub async fn publish_batch(&self) -> Result<BatchOutcome, sqlx::Error> {
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, event_id, event_type, topic, key, payload, headers
-             FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-        )
-        .bind(self.settings.batch_size)
-        .fetch_all(&self.pool)
-        .await?;
-        if rows.is_empty() {
-            return Ok(BatchOutcome::default());
+    async fn prune_logged(&self) {
+        let retention = Duration::from_secs(self.settings.retention_hours * 3600);
+        match prune(&self.pool, retention).await {
+            Ok(n) if n > 0 => {
+                tracing::info!(rows = n, "pruned published outbox rows past retention")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "outbox prune failed"),
         }
-        let started = Instant::now();
-        let mut in_flight = FuturesOrdered::new();
-        for row in &rows {
+    }
+
+    /// Reads the next unpublished rows in id order, skipping those already in
+    /// flight, and queues a send for each. `Ok(false)` when fewer than a full
+    /// batch were waiting (the relay has caught up).
+    ///
+    /// Rows are read from the lowest unpublished id every time, not from a
+    /// cursor: a row whose transaction committed late (a lower id that became
+    /// visible after higher ones were read) is picked up by the next read and
+    /// still goes out before any later change of its task, which can only
+    /// have been written after it committed.
+    async fn send_next_batch(&self, pipeline: &mut Pipeline) -> Result<bool, sqlx::Error> {
+        let batch = self.settings.batch_size.max(1);
+        let rows: Vec<Row> = if pipeline.ids.is_empty() {
+            sqlx::query_as(
+                "SELECT id, event_id, event_type, topic, key, payload, headers
+                 FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            )
+            .bind(batch)
+            .fetch_all(&self.pool)
+            .await?
+        } else {
+            // Ids first (cheap), then only the rows not already in flight.
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            )
+            .bind(batch + pipeline.ids.len() as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            let new: Vec<i64> = ids
+                .into_iter()
+                .filter(|id| !pipeline.ids.contains(id))
+                .collect();
+            if new.is_empty() {
+                return Ok(false);
+            }
+            sqlx::query_as(
+                "SELECT id, event_id, event_type, topic, key, payload, headers
+                 FROM outbox WHERE id = ANY($1) AND published_at IS NULL ORDER BY id",
+            )
+            .bind(&new)
+            .fetch_all(&self.pool)
+            .await?
+        };
+        let full = rows.len() as i64 >= batch;
+        if rows.is_empty() {
+            return Ok(false);
+        }
+        let mut sent = Vec::with_capacity(rows.len());
+        let mut deliveries = Vec::with_capacity(rows.len());
+        for row in rows {
             let headers = row.headers.iter().fold(
                 OwnedHeaders::new_with_capacity(row.headers.len()),
                 |h, [k, v]| {
@@ -258,8 +330,8 @@ impl Relay {
                 .key(&row.key)
                 .payload(&row.payload)
                 .headers(headers);
-            // NB: never await one send at a time; queue them all, then await
-            // the delivery reports in order.
+            // NB: never await one send at a time; queue them all, and a
+            // task awaits the delivery reports in order.
             let delivery = loop {
                 match self.producer.send_result(record) {
                     Ok(fut) => break Ok(fut),
@@ -270,26 +342,54 @@ impl Relay {
                     Err((e, _)) => break Err(e),
                 }
             };
-            in_flight.push_back(async move {
-                match delivery {
+            deliveries.push(delivery);
+            pipeline.ids.insert(row.id);
+            sent.push(Sent {
+                id: row.id,
+                event_id: row.event_id,
+                event_type: row.event_type,
+                topic: row.topic,
+            });
+        }
+        let acks = tokio::spawn(async move {
+            let mut results = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                results.push(match delivery {
                     Ok(fut) => match fut.await {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err((e, _))) => Err(e),
                         Err(_) => Err(KafkaError::Canceled),
                     },
                     Err(e) => Err(e),
-                }
-            });
-        }
-        let mut published = Vec::with_capacity(rows.len());
+                });
+            }
+            results
+        });
+        pipeline.batches.push_back(Batch {
+            sent,
+            acks,
+            started: Instant::now(),
+        });
+        Ok(full)
+    }
+
+    /// Marks the oldest batch's acknowledged rows published and counts an
+    /// attempt on the failed ones; `acks` are its delivery reports.
+    async fn finish_oldest(
+        &self,
+        acks: Vec<Result<(), KafkaError>>,
+        pipeline: &mut Pipeline,
+    ) -> Result<BatchOutcome, sqlx::Error> {
+        let batch = pipeline
+            .batches
+            .pop_front()
+            .expect("acks come from the oldest batch");
+        let mut published = Vec::with_capacity(batch.sent.len());
         let mut failed = Vec::new();
-        let mut i = 0;
-        while let Some(result) = in_flight.next().await {
-            let row = &rows[i];
-            i += 1;
+        for (row, result) in batch.sent.iter().zip(acks) {
             match result {
                 Ok(()) => {
-                    m::published(&row.event_type, started.elapsed());
+                    m::published(&row.event_type, batch.started.elapsed());
                     published.push(row.id);
                 }
                 Err(e) => {
@@ -299,24 +399,84 @@ impl Relay {
                 }
             }
         }
-        if !published.is_empty() {
-            sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-                .bind(&published)
-                .execute(&self.pool)
-                .await?;
+        let marked = async {
+            if !published.is_empty() {
+                sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+                    .bind(&published)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            if !failed.is_empty() {
+                sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1)")
+                    .bind(&failed)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            Ok::<_, sqlx::Error>(())
         }
-        if !failed.is_empty() {
-            sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1)")
-                .bind(&failed)
-                .execute(&self.pool)
-                .await?;
+        .await;
+        // Marked or not, these rows are no longer in flight: unmarked ones
+        // are read and sent again.
+        for row in &batch.sent {
+            pipeline.ids.remove(&row.id);
         }
+        marked?;
         Ok(BatchOutcome {
-            claimed: rows.len(),
+            claimed: batch.sent.len(),
             published: published.len(),
             failed: failed.len(),
         })
     }
+}
+
+/// The batches in flight, oldest first, and the ids of their rows.
+#[derive(Default)]
+struct Pipeline {
+    batches: VecDeque<Batch>,
+    ids: HashSet<i64>,
+}
+
+impl Pipeline {
+    fn len(&self) -> usize {
+        self.batches.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// The oldest batch's delivery reports, once all are in. Cancel safe:
+    /// the batch stays in the pipeline until [`Relay::finish_oldest`].
+    async fn oldest_acks(&mut self) -> Vec<Result<(), KafkaError>> {
+        let Some(batch) = self.batches.front_mut() else {
+            return std::future::pending().await;
+        };
+        let n = batch.sent.len();
+        (&mut batch.acks)
+            .await
+            .unwrap_or_else(|_| (0..n).map(|_| Err(KafkaError::Canceled)).collect())
+    }
+
+    /// Forgets everything in flight (its rows stay unpublished).
+    fn clear(&mut self) {
+        self.batches.clear();
+        self.ids.clear();
+    }
+}
+
+/// A batch whose sends are queued; a task collects its delivery reports.
+struct Batch {
+    sent: Vec<Sent>,
+    acks: tokio::task::JoinHandle<Vec<Result<(), KafkaError>>>,
+    started: Instant,
+}
+
+/// One queued send.
+struct Sent {
+    id: i64,
+    event_id: uuid::Uuid,
+    event_type: String,
+    topic: String,
 }
 
 /// Exponential backoff with full jitter, capped.

@@ -155,3 +155,57 @@ async fn replaying_a_task_republishes_its_events_with_the_original_ids() {
     };
     assert_eq!(ids(&all), ids(&first), "same event ids");
 }
+
+/// Writes a bare outbox row for `task_id` whose value is `marker`.
+async fn insert_marker_row(
+    conn: &mut sqlx::PgConnection,
+    app: &TestApp,
+    task_id: i64,
+    marker: &str,
+) {
+    sqlx::query(
+        "INSERT INTO outbox (event_id, event_type, topic, key, task_id, payload, headers, correlation_id)
+         VALUES ($1, 'task.updated', $2, $3, $3::bigint, $4, '[]', $1)",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .bind(app.topic(todo_events::EventType::Updated))
+    .bind(task_id.to_string())
+    .bind(marker.as_bytes())
+    .execute(conn)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_row_that_commits_after_higher_ids_were_published_is_published_before_its_next_change() {
+    // Arrange: a transaction takes an outbox id and stays open while the
+    // relay publishes rows with higher ids.
+    let app = crate::helpers::spawn_app().await;
+    let mut late = app.pool.begin().await.unwrap();
+    insert_marker_row(&mut late, &app, 424_242, "late").await;
+    for i in 0..50 {
+        app.create_task(&format!("task {i}")).await;
+    }
+    let published = eventually(Duration::from_secs(30), || async {
+        (app.unpublished().await == 0).then_some(())
+    })
+    .await;
+    assert!(
+        published.is_some(),
+        "the relay publishes the committed rows"
+    );
+
+    // Act: the late row commits; then its task changes again.
+    late.commit().await.unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    insert_marker_row(&mut conn, &app, 424_242, "next").await;
+
+    // Assert: both reach Kafka, the late one first.
+    let records = app.read_events(52, Duration::from_secs(30)).await;
+    let markers: Vec<String> = records
+        .iter()
+        .filter(|r| r.key.as_deref() == Some("424242"))
+        .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+        .collect();
+    assert_eq!(markers, ["late", "next"]);
+}
