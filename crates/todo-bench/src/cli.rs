@@ -153,6 +153,11 @@ pub struct BacklogArgs {
     /// Fill workers (closed loop).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Stop the event service until the relay has drained the outbox, then
+    /// start it: the relay's and the event service's rates each on the whole
+    /// machine, instead of both sharing it.
+    #[arg(long)]
+    pub isolate: bool,
 }
 
 /// `overhead`.

@@ -101,6 +101,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let backlog = cli::BacklogArgs {
                 rows: Some(if quick { 4_000 } else { 100_000 }),
                 concurrency: 32,
+                isolate: false,
             };
             report.backlog = keep(
                 "backlog",

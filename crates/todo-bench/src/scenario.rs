@@ -747,10 +747,16 @@ pub async fn backlog(ctx: &Ctx, args: &BacklogArgs) -> Result<BacklogRun> {
     let dev = ctx.common.dev_script.clone();
     eprintln!("backlog: stopping the stack's backend (its relay) with ./dev stop backend");
     instance::dev(&dev, &["stop", "backend"]).await?;
+    if args.isolate {
+        eprintln!("backlog: stopping the event service until the relay has drained the outbox");
+        instance::dev(&dev, &["stop", "event-service"]).await?;
+    }
     let result = backlog_inner(ctx, args, rows, &dev).await;
-    // Whatever happened, the stack's backend runs again at the end.
-    if instance::dev(&dev, &["start", "backend"]).await.is_err() {
-        eprintln!("backlog: could not restart the backend; run ./dev start backend");
+    // Whatever happened, the stack's services run again at the end.
+    for service in ["backend", "event-service"] {
+        if instance::dev(&dev, &["start", service]).await.is_err() {
+            eprintln!("backlog: could not restart {service}; run ./dev start {service}");
+        }
     }
     result
 }
@@ -772,9 +778,16 @@ async fn backlog_inner(ctx: &Ctx, args: &BacklogArgs, rows: u64, dev: &Path) -> 
         "`./dev stop backend` stops the stack's backend and with it the only relay; todo-bench \
          starts a second backend with RELAY_ENABLED=false on {} and fills the outbox through the \
          API ({} closed-loop workers, the usual mix); then it stops that instance and runs \
-         `./dev start backend`, whose relay drains the outbox. Rates come from the outbox's \
+         `./dev start backend`, whose relay drains the outbox.{} Rates come from the outbox's \
          published_at and the audit log's processed_at.",
-        filler.url, args.concurrency
+        filler.url,
+        args.concurrency,
+        if args.isolate {
+            " The event service is stopped until the outbox is empty, then started: each \
+             rate is measured with the machine to itself."
+        } else {
+            " The event service consumes while the relay drains, on the same cores."
+        }
     );
     let target = Arc::new(Target::new("backend_relay_off", &filler.url));
     let filler_cell = std::sync::Mutex::new(Some(filler));
@@ -789,7 +802,22 @@ async fn backlog_inner(ctx: &Ctx, args: &BacklogArgs, rows: u64, dev: &Path) -> 
                     f.stop().await;
                 }
                 eprintln!("backlog: outbox filled; starting the relay with ./dev start backend");
-                instance::dev(dev, &["start", "backend"]).await
+                instance::dev(dev, &["start", "backend"]).await?;
+                if args.isolate {
+                    let deadline = Instant::now() + Duration::from_secs(ctx.common.drain_timeout_s);
+                    while sampler::outbox_depth(&ctx.backend_db).await != Some(0) {
+                        if Instant::now() > deadline {
+                            return Err(crate::Error::Process(format!(
+                                "the relay did not drain the outbox in {} s",
+                                ctx.common.drain_timeout_s
+                            )));
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    eprintln!("backlog: outbox drained; starting the event service");
+                    instance::dev(dev, &["start", "event-service"]).await?;
+                }
+                Ok(())
             })
         })),
         ..Default::default()
