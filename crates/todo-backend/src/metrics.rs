@@ -17,6 +17,8 @@ pub const EVENT_PUBLISH_DURATION_SECONDS: &str = "event_publish_duration_seconds
 pub const OUTBOX_DEPTH: &str = "outbox_depth";
 /// Age of the oldest unpublished outbox row.
 pub const OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS: &str = "outbox_oldest_unpublished_age_seconds";
+/// New tasks written per statement and commit (group commit of creates).
+pub const TASK_CREATE_BATCH_SIZE: &str = "task_create_batch_size";
 /// 1 while this process is the active relay.
 pub const OUTBOX_RELAY_ACTIVE: &str = "outbox_relay_active";
 
@@ -46,6 +48,11 @@ pub fn install() -> PrometheusHandle {
         OUTBOX_RELAY_ACTIVE,
         "1 while this process is the active outbox relay"
     );
+    describe_histogram!(
+        TASK_CREATE_BATCH_SIZE,
+        Unit::Count,
+        "New tasks written per statement and commit (group commit of creates)"
+    );
     todo_runtime::http::describe_metrics();
     handle
 }
@@ -57,6 +64,10 @@ pub(crate) fn published(event_type: &str, elapsed: Duration) {
 
 pub(crate) fn publish_failed(event_type: &str) {
     counter!(EVENTS_PUBLISHED_FAILURES_TOTAL, "event_type" => event_type.to_owned()).increment(1);
+}
+
+pub(crate) fn create_batch(size: usize) {
+    histogram!(TASK_CREATE_BATCH_SIZE).record(size as f64);
 }
 
 pub(crate) fn relay_active(active: bool) {

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::outbox::relay::Relay;
 use crate::outbox::EventWriter;
 use crate::routes;
+use crate::store::insert_batcher::InsertBatcher;
 use crate::store::tasks::TaskIds;
 
 /// Largest request body accepted (413 above).
@@ -35,6 +36,8 @@ pub struct AppState {
     pub events: EventWriter,
     /// Ids for new tasks.
     pub task_ids: Arc<TaskIds>,
+    /// Writes new tasks with group commit.
+    pub inserts: InsertBatcher,
     /// JWT verification when authentication is on.
     pub auth: Option<Arc<Auth>>,
     /// Metrics exposition.
@@ -100,6 +103,11 @@ impl Application {
             pool: pool.clone(),
             events,
             task_ids: Arc::new(TaskIds::new(config.task_id_block)),
+            inserts: InsertBatcher::start(
+                pool.clone(),
+                config.create_writers,
+                config.create_batch_max,
+            ),
             auth: config
                 .jwt_hs256_secret
                 .as_ref()

@@ -128,14 +128,13 @@ pub async fn create_task(
         body.description.map(TaskDescription::parse).transpose(),
     )?;
 
-    let mut conn = state.pool.acquire().await?;
-    let id = state.task_ids.next(&mut conn).await?;
+    let id = state.task_ids.next(&state.pool).await?;
     let task = Task::new(id, &title, description.as_ref(), user.as_deref(), now());
     let event = state
         .events
         .prepare(payloads::created(&task), correlation.0)
         .map_err(encode_error)?;
-    store::insert(&mut conn, &task, event.as_ref()).await?;
+    state.inserts.insert(task.clone(), event).await?;
     state.events.wake();
 
     let mut headers = HeaderMap::new();

@@ -1,3 +1,4 @@
 //! SQL, one small function per statement.
 
+pub mod insert_batcher;
 pub mod tasks;

@@ -3,7 +3,7 @@
 
 use sqlx::postgres::PgArguments;
 use sqlx::query::QueryScalar;
-use sqlx::{PgConnection, Postgres};
+use sqlx::{PgConnection, PgPool, Postgres};
 use tokio::sync::Mutex;
 
 use crate::domain::{Task, TaskStatus};
@@ -177,15 +177,15 @@ impl TaskIds {
         }
     }
 
-    /// The next id; one round trip on `conn` per `block` ids.
-    pub async fn next(&self, conn: &mut PgConnection) -> sqlx::Result<i64> {
+    /// The next id; one round trip per `block` ids.
+    pub async fn next(&self, pool: &PgPool) -> sqlx::Result<i64> {
         let mut free = self.free.lock().await;
         if free.is_empty() {
             let mut ids: Vec<i64> = sqlx::query_scalar(
                 "SELECT nextval(pg_get_serial_sequence('tasks', 'id')) FROM generate_series(1, $1)",
             )
             .bind(self.block)
-            .fetch_all(conn)
+            .fetch_all(pool)
             .await?;
             ids.sort_unstable_by(|a, b| b.cmp(a));
             *free = ids;

@@ -2,6 +2,7 @@
 //! local stack: each test has its own database and its own topics.
 
 mod bad_input;
+mod creates;
 mod helpers;
 mod relay;
 mod tasks;
