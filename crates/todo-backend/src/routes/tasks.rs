@@ -219,7 +219,8 @@ pub async fn get_task(
 #[utoipa::path(put, path = "/tasks/{id}", request_body = UpdateTask, tag = "tasks",
     params(("id" = i64, Path, description = "Task id")),
     responses((status = 200, body = Task), (status = 400, body = Problem), (status = 404, body = Problem),
-              (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+              (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 422, body = Problem)))]
 pub async fn update_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -272,7 +273,8 @@ pub async fn update_task(
 
 /// Delete a task; publishes `task.deleted`.
 #[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path, description = "Task id")),
-    responses((status = 204, description = "Deleted"), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 204, description = "Deleted"), (status = 400, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem)))]
 pub async fn delete_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -298,7 +300,8 @@ pub async fn delete_task(
 
 /// Mark a task complete; publishes `task.completed` (already complete: 200, no event).
 #[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", params(("id" = i64, Path, description = "Task id")),
-    responses((status = 200, body = Task), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Task), (status = 400, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem)))]
 pub async fn complete_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,

@@ -16,7 +16,9 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
 use super::tasks as store;
+use super::unavailable;
 use crate::domain::Task;
+use crate::error::is_unavailable;
 use crate::outbox::OutboxRow;
 
 /// A task and its event, waiting to be written.
@@ -75,18 +77,39 @@ async fn write_loop(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Pending>>>, max_b
                 }
             }
         }
-        write(&pool, &mut batch).await;
+        if write(&pool, &mut batch).await == Outcome::DatabaseUnavailable {
+            // Everything queued behind this batch would wait for the same
+            // unreachable database, one acquire timeout per batch: answer it
+            // now (503), so that clients see the outage at once.
+            let mut rx = rx.lock().await;
+            while let Ok(p) = rx.try_recv() {
+                let _ = p.done.send(Err(unavailable(
+                    "the database was unavailable for the previous batch",
+                )));
+            }
+        }
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    DatabaseUnavailable,
+}
+
 /// Writes `batch` (and empties it), answering every request in it.
-async fn write(pool: &PgPool, batch: &mut Vec<Pending>) {
+async fn write(pool: &PgPool, batch: &mut Vec<Pending>) -> Outcome {
     let (items, answers): (Vec<_>, Vec<_>) =
         batch.drain(..).map(|p| ((p.task, p.event), p.done)).unzip();
     crate::metrics::create_batch(items.len());
+    let mut outcome = Outcome::Done;
     for (result, done) in write_all(pool, &items).await.into_iter().zip(answers) {
+        if result.as_ref().is_err_and(is_unavailable) {
+            outcome = Outcome::DatabaseUnavailable;
+        }
         let _ = done.send(result);
     }
+    outcome
 }
 
 /// Writes new tasks and their events: all in one statement, or, if that
@@ -98,6 +121,11 @@ pub async fn write_all(
     if items.len() > 1 {
         match insert_many(pool, items).await {
             Ok(()) => return items.iter().map(|_| Ok(())).collect(),
+            Err(e) if is_unavailable(&e) => {
+                tracing::warn!(error = %e, tasks = items.len(), "batched insert failed: database unavailable");
+                let why = e.to_string();
+                return items.iter().map(|_| Err(unavailable(&why))).collect();
+            }
             Err(e) => {
                 tracing::warn!(error = %e, tasks = items.len(), "batched insert failed; writing its tasks one by one")
             }

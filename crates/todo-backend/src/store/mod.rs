@@ -2,3 +2,13 @@
 
 pub mod insert_batcher;
 pub mod tasks;
+
+/// An error that reads as "database unavailable" (503), for answering
+/// requests that share one failed database call (`sqlx::Error` cannot be
+/// cloned).
+pub(crate) fn unavailable(why: &str) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        why.to_owned(),
+    ))
+}

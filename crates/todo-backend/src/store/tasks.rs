@@ -165,7 +165,15 @@ pub async fn list(
 /// order; with several instances, each draws from its own block.
 pub struct TaskIds {
     block: i64,
-    free: Mutex<Vec<i64>>,
+    state: Mutex<IdState>,
+}
+
+#[derive(Default)]
+struct IdState {
+    free: Vec<i64>,
+    /// When the last fetch failed: requests that waited behind it fail at
+    /// once instead of each waiting out its own acquire timeout.
+    failed_at: Option<std::time::Instant>,
 }
 
 impl TaskIds {
@@ -173,23 +181,43 @@ impl TaskIds {
     pub fn new(block: i64) -> Self {
         Self {
             block: block.max(1),
-            free: Mutex::new(Vec::new()),
+            state: Mutex::new(IdState::default()),
         }
     }
 
     /// The next id; one round trip per `block` ids.
     pub async fn next(&self, pool: &PgPool) -> sqlx::Result<i64> {
-        let mut free = self.free.lock().await;
-        if free.is_empty() {
-            let mut ids: Vec<i64> = sqlx::query_scalar(
+        let mut state = self.state.lock().await;
+        if state.free.is_empty() {
+            if state
+                .failed_at
+                .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1))
+            {
+                return Err(super::unavailable(
+                    "the database was unavailable for the last id block",
+                ));
+            }
+            let fetched: sqlx::Result<Vec<i64>> = sqlx::query_scalar(
                 "SELECT nextval(pg_get_serial_sequence('tasks', 'id')) FROM generate_series(1, $1)",
             )
             .bind(self.block)
             .fetch_all(pool)
-            .await?;
-            ids.sort_unstable_by(|a, b| b.cmp(a));
-            *free = ids;
+            .await;
+            match fetched {
+                Ok(mut ids) => {
+                    ids.sort_unstable_by(|a, b| b.cmp(a));
+                    state.free = ids;
+                    state.failed_at = None;
+                }
+                Err(e) => {
+                    state.failed_at = Some(std::time::Instant::now());
+                    return Err(e);
+                }
+            }
         }
-        Ok(free.pop().expect("a fetched block holds at least one id"))
+        Ok(state
+            .free
+            .pop()
+            .expect("a fetched block holds at least one id"))
     }
 }
