@@ -33,13 +33,14 @@ pub struct Config {
     /// need their id before the statement that writes them and their event).
     #[arg(long, env = "TASK_ID_BLOCK", default_value_t = 100)]
     pub task_id_block: i64,
-    /// Tasks that write new tasks: concurrent creates are written together,
-    /// one statement and one commit per batch (group commit).
-    #[arg(long, env = "CREATE_WRITERS", default_value_t = 2)]
-    pub create_writers: usize,
-    /// Most creates written by one statement.
-    #[arg(long, env = "CREATE_BATCH_MAX", default_value_t = 64)]
-    pub create_batch_max: usize,
+    /// Writer tasks per kind of write (create, change, delete): concurrent
+    /// requests' writes are written together, one statement and one commit
+    /// per batch (group commit).
+    #[arg(long, env = "BATCH_WRITERS", default_value_t = 2)]
+    pub batch_writers: usize,
+    /// Most writes in one statement.
+    #[arg(long, env = "BATCH_MAX", default_value_t = 64)]
+    pub batch_max: usize,
     /// Write an outbox row (and so an event) for every change: the rollout flag.
     #[arg(long, env = "EVENTS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub events_enabled: bool,

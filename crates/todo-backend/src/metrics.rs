@@ -17,8 +17,8 @@ pub const EVENT_PUBLISH_DURATION_SECONDS: &str = "event_publish_duration_seconds
 pub const OUTBOX_DEPTH: &str = "outbox_depth";
 /// Age of the oldest unpublished outbox row.
 pub const OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS: &str = "outbox_oldest_unpublished_age_seconds";
-/// New tasks written per statement and commit (group commit of creates).
-pub const TASK_CREATE_BATCH_SIZE: &str = "task_create_batch_size";
+/// Task writes per statement and commit (group commit), by `op`.
+pub const TASK_WRITE_BATCH_SIZE: &str = "task_write_batch_size";
 /// 1 while this process is the active relay.
 pub const OUTBOX_RELAY_ACTIVE: &str = "outbox_relay_active";
 
@@ -49,9 +49,9 @@ pub fn install() -> PrometheusHandle {
         "1 while this process is the active outbox relay"
     );
     describe_histogram!(
-        TASK_CREATE_BATCH_SIZE,
+        TASK_WRITE_BATCH_SIZE,
         Unit::Count,
-        "New tasks written per statement and commit (group commit of creates)"
+        "Task writes per statement and commit (group commit), by op: create, change, delete"
     );
     todo_runtime::http::describe_metrics();
     handle
@@ -66,8 +66,8 @@ pub(crate) fn publish_failed(event_type: &str) {
     counter!(EVENTS_PUBLISHED_FAILURES_TOTAL, "event_type" => event_type.to_owned()).increment(1);
 }
 
-pub(crate) fn create_batch(size: usize) {
-    histogram!(TASK_CREATE_BATCH_SIZE).record(size as f64);
+pub(crate) fn write_batch(op: &'static str, size: usize) {
+    histogram!(TASK_WRITE_BATCH_SIZE, "op" => op).record(size as f64);
 }
 
 pub(crate) fn relay_active(active: bool) {

@@ -21,7 +21,8 @@ use crate::config::Config;
 use crate::outbox::relay::Relay;
 use crate::outbox::EventWriter;
 use crate::routes;
-use crate::store::insert_batcher::InsertBatcher;
+use crate::store::batched_writes::{Changes, Creates, Deletes};
+use crate::store::batcher::Batcher;
 use crate::store::tasks::TaskIds;
 
 /// Largest request body accepted (413 above).
@@ -36,8 +37,12 @@ pub struct AppState {
     pub events: EventWriter,
     /// Ids for new tasks.
     pub task_ids: Arc<TaskIds>,
-    /// Writes new tasks with group commit.
-    pub inserts: InsertBatcher,
+    /// Writes new tasks (group commit).
+    pub creates: Batcher<Creates>,
+    /// Writes changes to tasks (group commit).
+    pub changes: Batcher<Changes>,
+    /// Deletes tasks (group commit).
+    pub deletes: Batcher<Deletes>,
     /// JWT verification when authentication is on.
     pub auth: Option<Arc<Auth>>,
     /// Metrics exposition.
@@ -103,11 +108,9 @@ impl Application {
             pool: pool.clone(),
             events,
             task_ids: Arc::new(TaskIds::new(config.task_id_block)),
-            inserts: InsertBatcher::start(
-                pool.clone(),
-                config.create_writers,
-                config.create_batch_max,
-            ),
+            creates: Batcher::start(pool.clone(), config.batch_writers, config.batch_max),
+            changes: Batcher::start(pool.clone(), config.batch_writers, config.batch_max),
+            deletes: Batcher::start(pool.clone(), config.batch_writers, config.batch_max),
             auth: config
                 .jwt_hs256_secret
                 .as_ref()

@@ -134,7 +134,7 @@ pub async fn create_task(
         .events
         .prepare(payloads::created(&task), correlation.0)
         .map_err(encode_error)?;
-    state.inserts.insert(task.clone(), event).await?;
+    state.creates.write((task.clone(), event)).await?;
     state.events.wake();
 
     let mut headers = HeaderMap::new();
@@ -241,11 +241,8 @@ pub async fn update_task(
             .transpose(),
     )?;
 
-    let mut conn = state.pool.acquire().await?;
     for _ in 0..MAX_ATTEMPTS {
-        let before = store::get(&mut conn, id.get(), user.as_deref())
-            .await?
-            .ok_or(ApiError::TaskNotFound(id.get()))?;
+        let before = read(&state, id.get(), user.as_deref()).await?;
         let new_title = title.as_ref().map_or(before.title.as_str(), |t| t.as_str());
         let new_description = match &description {
             Some(d) => d.as_ref().map(|d| d.as_str()),
@@ -263,7 +260,7 @@ pub async fn update_task(
             .events
             .prepare(payloads::updated(&before, &after), correlation.0)
             .map_err(encode_error)?;
-        if store::update(&mut conn, &after, event.as_ref()).await? {
+        if state.changes.write((after.clone(), event)).await? {
             state.events.wake();
             return Ok(Json(after));
         }
@@ -281,16 +278,13 @@ pub async fn delete_task(
     correlation: CorrelationId,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<StatusCode> {
-    let mut conn = state.pool.acquire().await?;
     for _ in 0..MAX_ATTEMPTS {
-        let task = store::get(&mut conn, id.get(), user.as_deref())
-            .await?
-            .ok_or(ApiError::TaskNotFound(id.get()))?;
+        let task = read(&state, id.get(), user.as_deref()).await?;
         let event = state
             .events
             .prepare(payloads::deleted(&task, now()), correlation.0)
             .map_err(encode_error)?;
-        if store::delete(&mut conn, task.id, task.version, event.as_ref()).await? {
+        if state.deletes.write((task.id, task.version, event)).await? {
             state.events.wake();
             return Ok(StatusCode::NO_CONTENT);
         }
@@ -308,11 +302,8 @@ pub async fn complete_task(
     correlation: CorrelationId,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>> {
-    let mut conn = state.pool.acquire().await?;
     for _ in 0..MAX_ATTEMPTS {
-        let before = store::get(&mut conn, id.get(), user.as_deref())
-            .await?
-            .ok_or(ApiError::TaskNotFound(id.get()))?;
+        let before = read(&state, id.get(), user.as_deref()).await?;
         if before.status() == TaskStatus::Complete {
             return Ok(Json(before));
         }
@@ -326,12 +317,21 @@ pub async fn complete_task(
             .events
             .prepare(payloads::completed(&after), correlation.0)
             .map_err(encode_error)?;
-        if store::update(&mut conn, &after, event.as_ref()).await? {
+        if state.changes.write((after.clone(), event)).await? {
             state.events.wake();
             return Ok(Json(after));
         }
     }
     Err(ApiError::Conflict(id.get()))
+}
+
+/// The task as the user may see it, or 404. The connection goes back to the
+/// pool before the write, which the batch writers make on their own.
+async fn read(state: &AppState, id: i64, user: Option<&str>) -> Result<Task> {
+    let mut conn = state.pool.acquire().await?;
+    store::get(&mut conn, id, user)
+        .await?
+        .ok_or(ApiError::TaskNotFound(id))
 }
 
 /// An event of ours that does not encode is a bug, not the client's fault.

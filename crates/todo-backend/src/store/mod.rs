@@ -1,6 +1,7 @@
 //! SQL, one small function per statement.
 
-pub mod insert_batcher;
+pub mod batched_writes;
+pub mod batcher;
 pub mod tasks;
 
 /// An error that reads as "database unavailable" (503), for answering

@@ -2,7 +2,7 @@
 //! local stack: each test has its own database and its own topics.
 
 mod bad_input;
-mod creates;
+mod batching;
 mod helpers;
 mod relay;
 mod tasks;
