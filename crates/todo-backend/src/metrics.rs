@@ -57,9 +57,10 @@ pub fn install() -> PrometheusHandle {
     handle
 }
 
-pub(crate) fn published(event_type: &str, elapsed: Duration) {
-    counter!(EVENTS_PUBLISHED_TOTAL, "event_type" => event_type.to_owned()).increment(1);
-    histogram!(EVENT_PUBLISH_DURATION_SECONDS).record(elapsed.as_secs_f64());
+/// `count` events of `event_type`, each acknowledged `elapsed` after its batch was sent.
+pub(crate) fn published(event_type: &str, count: usize, elapsed: Duration) {
+    counter!(EVENTS_PUBLISHED_TOTAL, "event_type" => event_type.to_owned()).increment(count as u64);
+    histogram!(EVENT_PUBLISH_DURATION_SECONDS).record_many(elapsed.as_secs_f64(), count);
 }
 
 pub(crate) fn publish_failed(event_type: &str) {

@@ -55,7 +55,7 @@ impl EventWriter {
     }
 
     /// Encodes the event for `payload` as the outbox row the change's own
-    /// statement writes (see `store::tasks`), so the change and its event
+    /// statement writes (see `store::batched_writes`), so the change and its event
     /// commit together in one round trip. `None` when events are off.
     pub fn prepare(
         &self,

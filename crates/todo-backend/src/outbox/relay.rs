@@ -25,6 +25,9 @@ use crate::metrics as m;
 /// Advisory lock key of the relay: "todo-outbox-relay" as a number.
 pub const RELAY_LOCK_KEY: i64 = 0x746f_646f_7265_6c61;
 
+/// The columns of [`Row`].
+const ROW_COLUMNS: &str = "id, event_id, event_type, topic, key, payload, headers";
+
 /// One outbox row as the relay reads it.
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -46,14 +49,12 @@ pub struct Relay {
 }
 
 /// What one batch did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct BatchOutcome {
-    /// Rows read.
-    pub claimed: usize,
+#[derive(Debug)]
+struct BatchOutcome {
     /// Rows acknowledged by Kafka and marked published.
-    pub published: usize,
+    published: usize,
     /// Rows that failed; they stay unpublished and are retried.
-    pub failed: usize,
+    failed: usize,
 }
 
 impl Relay {
@@ -280,10 +281,9 @@ impl Relay {
     async fn send_next_batch(&self, pipeline: &mut Pipeline) -> Result<bool, sqlx::Error> {
         let batch = self.settings.batch_size.max(1);
         let rows: Vec<Row> = if pipeline.ids.is_empty() {
-            sqlx::query_as(
-                "SELECT id, event_id, event_type, topic, key, payload, headers
-                 FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-            )
+            sqlx::query_as(&format!(
+                "SELECT {ROW_COLUMNS} FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
+            ))
             .bind(batch)
             .fetch_all(&self.pool)
             .await?
@@ -302,10 +302,9 @@ impl Relay {
             if new.is_empty() {
                 return Ok(false);
             }
-            sqlx::query_as(
-                "SELECT id, event_id, event_type, topic, key, payload, headers
-                 FROM outbox WHERE id = ANY($1) AND published_at IS NULL ORDER BY id",
-            )
+            sqlx::query_as(&format!(
+                "SELECT {ROW_COLUMNS} FROM outbox WHERE id = ANY($1) AND published_at IS NULL ORDER BY id"
+            ))
             .bind(&new)
             .fetch_all(&self.pool)
             .await?
@@ -314,6 +313,7 @@ impl Relay {
         if rows.is_empty() {
             return Ok(false);
         }
+        let started = Instant::now();
         let mut sent = Vec::with_capacity(rows.len());
         let mut deliveries = Vec::with_capacity(rows.len());
         for row in rows {
@@ -368,7 +368,7 @@ impl Relay {
         pipeline.batches.push_back(Batch {
             sent,
             acks,
-            started: Instant::now(),
+            started,
         });
         Ok(full)
     }
@@ -384,12 +384,14 @@ impl Relay {
             .batches
             .pop_front()
             .expect("acks come from the oldest batch");
+        let elapsed = batch.started.elapsed();
         let mut published = Vec::with_capacity(batch.sent.len());
+        let mut published_by_type = std::collections::BTreeMap::<&str, usize>::new();
         let mut failed = Vec::new();
         for (row, result) in batch.sent.iter().zip(acks) {
             match result {
                 Ok(()) => {
-                    m::published(&row.event_type, batch.started.elapsed());
+                    *published_by_type.entry(&row.event_type).or_default() += 1;
                     published.push(row.id);
                 }
                 Err(e) => {
@@ -398,6 +400,9 @@ impl Relay {
                     failed.push(row.id);
                 }
             }
+        }
+        for (event_type, count) in published_by_type {
+            m::published(event_type, count, elapsed);
         }
         let marked = async {
             if !published.is_empty() {
@@ -422,7 +427,6 @@ impl Relay {
         }
         marked?;
         Ok(BatchOutcome {
-            claimed: batch.sent.len(),
             published: published.len(),
             failed: failed.len(),
         })

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
-use todo_events::TaskStatus;
+use todo_events::{Payload, TaskStatus};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{now, FieldError, Task, TaskDescription, TaskTitle};
@@ -241,8 +241,7 @@ pub async fn update_task(
             .transpose(),
     )?;
 
-    for _ in 0..MAX_ATTEMPTS {
-        let before = read(&state, id.get(), user.as_deref()).await?;
+    change_task(&state, id.get(), user.as_deref(), correlation.0, |before| {
         let new_title = title.as_ref().map_or(before.title.as_str(), |t| t.as_str());
         let new_description = match &description {
             Some(d) => d.as_ref().map(|d| d.as_str()),
@@ -253,19 +252,13 @@ pub async fn update_task(
             && new_description == before.description.as_deref()
             && new_status == before.status()
         {
-            return Ok(Json(before));
+            return None;
         }
         let after = before.changed(new_title, new_description, new_status, now());
-        let event = state
-            .events
-            .prepare(payloads::updated(&before, &after), correlation.0)
-            .map_err(encode_error)?;
-        if state.changes.write((after.clone(), event)).await? {
-            state.events.wake();
-            return Ok(Json(after));
-        }
-    }
-    Err(ApiError::Conflict(id.get()))
+        let payload = payloads::updated(before, &after);
+        Some((after, payload))
+    })
+    .await
 }
 
 /// Delete a task; publishes `task.deleted`.
@@ -302,10 +295,9 @@ pub async fn complete_task(
     correlation: CorrelationId,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>> {
-    for _ in 0..MAX_ATTEMPTS {
-        let before = read(&state, id.get(), user.as_deref()).await?;
+    change_task(&state, id.get(), user.as_deref(), correlation.0, |before| {
         if before.status() == TaskStatus::Complete {
-            return Ok(Json(before));
+            return None;
         }
         let after = before.changed(
             &before.title,
@@ -313,16 +305,37 @@ pub async fn complete_task(
             TaskStatus::Complete,
             now(),
         );
+        let payload = payloads::completed(&after);
+        Some((after, payload))
+    })
+    .await
+}
+
+/// Reads the task, asks `next` for its new state and event (`None`: nothing
+/// changes, the task is answered as it is), and writes them if the task is
+/// still at the version read; otherwise reads again, up to [`MAX_ATTEMPTS`].
+async fn change_task(
+    state: &AppState,
+    id: i64,
+    user: Option<&str>,
+    correlation_id: uuid::Uuid,
+    next: impl Fn(&Task) -> Option<(Task, Payload)>,
+) -> Result<Json<Task>> {
+    for _ in 0..MAX_ATTEMPTS {
+        let before = read(state, id, user).await?;
+        let Some((after, payload)) = next(&before) else {
+            return Ok(Json(before));
+        };
         let event = state
             .events
-            .prepare(payloads::completed(&after), correlation.0)
+            .prepare(payload, correlation_id)
             .map_err(encode_error)?;
         if state.changes.write((after.clone(), event)).await? {
             state.events.wake();
             return Ok(Json(after));
         }
     }
-    Err(ApiError::Conflict(id.get()))
+    Err(ApiError::Conflict(id))
 }
 
 /// The task as the user may see it, or 404. The connection goes back to the

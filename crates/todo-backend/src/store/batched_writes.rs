@@ -1,8 +1,6 @@
 //! The writes that go through [`Batcher`](super::batcher::Batcher): creates,
-//! changes (update and complete) and deletes, each with its outbox rows, many
-//! tasks per statement. Each kind has its one-task statement in
-//! `store::tasks`, used when a batch fails for another reason than an
-//! outage, so that one bad row fails only its own request.
+//! changes (update and complete) and deletes, each with its outbox rows, any
+//! number of tasks per statement (a lone request is a batch of one).
 //!
 //! Changes and deletes keep optimistic concurrency: a task is written only if
 //! it is still at the version its request read. Two requests for one task in
@@ -13,14 +11,11 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgArguments;
 use sqlx::query::QueryScalar;
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool, Postgres};
+use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
 use super::batcher::BatchWrite;
-use super::tasks as store;
-use super::unavailable;
 use crate::domain::Task;
-use crate::error::is_unavailable;
 use crate::outbox::OutboxRow;
 
 /// New tasks: `(task, event)`, written all or none.
@@ -37,43 +32,34 @@ impl BatchWrite for Creates {
     type Output = ();
     const OP: &'static str = "create";
 
-    async fn write(pool: &PgPool, items: &[Self::Item]) -> Vec<sqlx::Result<()>> {
-        batched(
-            pool,
-            items,
-            Self::OP,
-            async |items| {
-                let tasks = items.iter().map(|(t, _)| t);
-                bind_events(
-                    sqlx::query_scalar(&format!(
-                        "WITH t AS (
-                             INSERT INTO tasks (id, title, description, status, user_id, created_at, updated_at, completed_at, version)
-                             SELECT * FROM unnest($10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[],
-                                                  $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::bigint[])
-                             RETURNING id),
-                         {EVENT_ROWS},
-                         o AS (INSERT INTO outbox (event_id, event_type, topic, key, task_id, payload, headers, correlation_id)
-                               SELECT event_id, event_type, topic, key, task_id, payload, headers, correlation_id FROM e ORDER BY ord)
-                         SELECT count(*)::int FROM t"
-                    )),
-                    items.iter().map(|(t, e)| (t.id, e.as_ref())),
-                )
-                .bind(tasks.clone().map(|t| t.id).collect::<Vec<_>>())
-                .bind(tasks.clone().map(|t| t.title.as_str()).collect::<Vec<_>>())
-                .bind(tasks.clone().map(|t| t.description.as_deref()).collect::<Vec<_>>())
-                .bind(tasks.clone().map(|t| t.status().as_str()).collect::<Vec<_>>())
-                .bind(tasks.clone().map(|t| t.user_id.as_deref()).collect::<Vec<_>>())
-                .bind(tasks.clone().map(|t| t.created_at).collect::<Vec<DateTime<Utc>>>())
-                .bind(tasks.clone().map(|t| t.updated_at).collect::<Vec<DateTime<Utc>>>())
-                .bind(tasks.clone().map(|t| t.completed_at).collect::<Vec<Option<DateTime<Utc>>>>())
-                .bind(tasks.map(|t| t.version).collect::<Vec<_>>())
-                .fetch_all(pool)
-                .await?;
-                Ok(items.iter().map(|_| ()).collect())
-            },
-            async |conn, (task, event)| store::insert(conn, task, event.as_ref()).await,
+    async fn write_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<()>> {
+        let tasks = items.iter().map(|(t, _)| t);
+        bind_events(
+            sqlx::query_scalar(&format!(
+                "WITH t AS (
+                     INSERT INTO tasks (id, title, description, status, user_id, created_at, updated_at, completed_at, version)
+                     SELECT * FROM unnest($10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[],
+                                          $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::bigint[])
+                     RETURNING id),
+                 {EVENT_ROWS},
+                 o AS (INSERT INTO outbox (event_id, event_type, topic, key, task_id, payload, headers, correlation_id)
+                       SELECT event_id, event_type, topic, key, task_id, payload, headers, correlation_id FROM e ORDER BY ord)
+                 SELECT count(*)::int FROM t"
+            )),
+            items.iter().map(|(t, e)| (t.id, e.as_ref())),
         )
-        .await
+        .bind(tasks.clone().map(|t| t.id).collect::<Vec<_>>())
+        .bind(tasks.clone().map(|t| t.title.as_str()).collect::<Vec<_>>())
+        .bind(tasks.clone().map(|t| t.description.as_deref()).collect::<Vec<_>>())
+        .bind(tasks.clone().map(|t| t.status().as_str()).collect::<Vec<_>>())
+        .bind(tasks.clone().map(|t| t.user_id.as_deref()).collect::<Vec<_>>())
+        .bind(tasks.clone().map(|t| t.created_at).collect::<Vec<DateTime<Utc>>>())
+        .bind(tasks.clone().map(|t| t.updated_at).collect::<Vec<DateTime<Utc>>>())
+        .bind(tasks.clone().map(|t| t.completed_at).collect::<Vec<Option<DateTime<Utc>>>>())
+        .bind(tasks.map(|t| t.version).collect::<Vec<_>>())
+        .fetch_all(pool)
+        .await?;
+        Ok(items.iter().map(|_| ()).collect())
     }
 }
 
@@ -82,45 +68,36 @@ impl BatchWrite for Changes {
     type Output = bool;
     const OP: &'static str = "change";
 
-    async fn write(pool: &PgPool, items: &[Self::Item]) -> Vec<sqlx::Result<bool>> {
-        batched(
-            pool,
-            items,
-            Self::OP,
-            async |items| {
-                let tasks = items.iter().map(|(t, _)| t);
-                let applied: Vec<i32> = bind_events(
-                    sqlx::query_scalar(&format!(
-                        "WITH v AS (
-                             SELECT DISTINCT ON (id) * FROM unnest($10::int[], $11::bigint[], $12::bigint[], $13::text[], $14::text[],
-                                                                   $15::text[], $16::timestamptz[], $17::timestamptz[])
-                                 AS v(ord, id, version, title, description, status, completed_at, updated_at)
-                             ORDER BY id, ord),
-                         t AS (
-                             UPDATE tasks SET title = v.title, description = v.description, status = v.status,
-                                    completed_at = v.completed_at, updated_at = v.updated_at, version = v.version
-                             FROM v WHERE tasks.id = v.id AND tasks.version = v.version - 1
-                             RETURNING v.ord),
-                         {EVENT_ROWS},
-                         {WRITE_APPLIED_EVENTS}"
-                    )),
-                    items.iter().map(|(t, e)| (t.id, e.as_ref())),
-                )
-                .bind((0..items.len() as i32).collect::<Vec<_>>())
-                .bind(tasks.clone().map(|t| t.id).collect::<Vec<_>>())
-                .bind(tasks.clone().map(|t| t.version).collect::<Vec<_>>())
-                .bind(tasks.clone().map(|t| t.title.as_str()).collect::<Vec<_>>())
-                .bind(tasks.clone().map(|t| t.description.as_deref()).collect::<Vec<_>>())
-                .bind(tasks.clone().map(|t| t.status().as_str()).collect::<Vec<_>>())
-                .bind(tasks.clone().map(|t| t.completed_at).collect::<Vec<Option<DateTime<Utc>>>>())
-                .bind(tasks.map(|t| t.updated_at).collect::<Vec<DateTime<Utc>>>())
-                .fetch_all(pool)
-                .await?;
-                Ok(applied_flags(items.len(), &applied))
-            },
-            async |conn, (task, event)| store::update(conn, task, event.as_ref()).await,
+    async fn write_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<bool>> {
+        let tasks = items.iter().map(|(t, _)| t);
+        let applied: Vec<i32> = bind_events(
+            sqlx::query_scalar(&format!(
+                "WITH v AS (
+                     SELECT DISTINCT ON (id) * FROM unnest($10::int[], $11::bigint[], $12::bigint[], $13::text[], $14::text[],
+                                                           $15::text[], $16::timestamptz[], $17::timestamptz[])
+                         AS v(ord, id, version, title, description, status, completed_at, updated_at)
+                     ORDER BY id, ord),
+                 t AS (
+                     UPDATE tasks SET title = v.title, description = v.description, status = v.status,
+                            completed_at = v.completed_at, updated_at = v.updated_at, version = v.version
+                     FROM v WHERE tasks.id = v.id AND tasks.version = v.version - 1
+                     RETURNING v.ord),
+                 {EVENT_ROWS},
+                 {WRITE_APPLIED_EVENTS}"
+            )),
+            items.iter().map(|(t, e)| (t.id, e.as_ref())),
         )
-        .await
+        .bind((0..items.len() as i32).collect::<Vec<_>>())
+        .bind(tasks.clone().map(|t| t.id).collect::<Vec<_>>())
+        .bind(tasks.clone().map(|t| t.version).collect::<Vec<_>>())
+        .bind(tasks.clone().map(|t| t.title.as_str()).collect::<Vec<_>>())
+        .bind(tasks.clone().map(|t| t.description.as_deref()).collect::<Vec<_>>())
+        .bind(tasks.clone().map(|t| t.status().as_str()).collect::<Vec<_>>())
+        .bind(tasks.clone().map(|t| t.completed_at).collect::<Vec<Option<DateTime<Utc>>>>())
+        .bind(tasks.map(|t| t.updated_at).collect::<Vec<DateTime<Utc>>>())
+        .fetch_all(pool)
+        .await?;
+        Ok(applied_flags(items.len(), &applied))
     }
 }
 
@@ -129,33 +106,24 @@ impl BatchWrite for Deletes {
     type Output = bool;
     const OP: &'static str = "delete";
 
-    async fn write(pool: &PgPool, items: &[Self::Item]) -> Vec<sqlx::Result<bool>> {
-        batched(
-            pool,
-            items,
-            Self::OP,
-            async |items| {
-                let applied: Vec<i32> = bind_events(
-                    sqlx::query_scalar(&format!(
-                        "WITH v AS (
-                             SELECT DISTINCT ON (id) * FROM unnest($10::int[], $11::bigint[], $12::bigint[]) AS v(ord, id, version)
-                             ORDER BY id, ord),
-                         t AS (DELETE FROM tasks USING v WHERE tasks.id = v.id AND tasks.version = v.version RETURNING v.ord),
-                         {EVENT_ROWS},
-                         {WRITE_APPLIED_EVENTS}"
-                    )),
-                    items.iter().map(|(id, _, e)| (*id, e.as_ref())),
-                )
-                .bind((0..items.len() as i32).collect::<Vec<_>>())
-                .bind(items.iter().map(|(id, _, _)| *id).collect::<Vec<_>>())
-                .bind(items.iter().map(|(_, v, _)| *v).collect::<Vec<_>>())
-                .fetch_all(pool)
-                .await?;
-                Ok(applied_flags(items.len(), &applied))
-            },
-            async |conn, (id, version, event)| store::delete(conn, *id, *version, event.as_ref()).await,
+    async fn write_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<bool>> {
+        let applied: Vec<i32> = bind_events(
+            sqlx::query_scalar(&format!(
+                "WITH v AS (
+                     SELECT DISTINCT ON (id) * FROM unnest($10::int[], $11::bigint[], $12::bigint[]) AS v(ord, id, version)
+                     ORDER BY id, ord),
+                 t AS (DELETE FROM tasks USING v WHERE tasks.id = v.id AND tasks.version = v.version RETURNING v.ord),
+                 {EVENT_ROWS},
+                 {WRITE_APPLIED_EVENTS}"
+            )),
+            items.iter().map(|(id, _, e)| (*id, e.as_ref())),
         )
-        .await
+        .bind((0..items.len() as i32).collect::<Vec<_>>())
+        .bind(items.iter().map(|(id, _, _)| *id).collect::<Vec<_>>())
+        .bind(items.iter().map(|(_, v, _)| *v).collect::<Vec<_>>())
+        .fetch_all(pool)
+        .await?;
+        Ok(applied_flags(items.len(), &applied))
     }
 }
 
@@ -237,36 +205,4 @@ fn bind_events<'q>(
                 .map(|(_, _, e)| e.correlation_id)
                 .collect::<Vec<Uuid>>(),
         )
-}
-
-/// Writes `items` with `many` (one statement), or, if that fails for another
-/// reason than an outage, one by one with `one`. One result per item.
-async fn batched<I, O>(
-    pool: &PgPool,
-    items: &[I],
-    op: &str,
-    many: impl AsyncFnOnce(&[I]) -> sqlx::Result<Vec<O>>,
-    one: impl AsyncFn(&mut PgConnection, &I) -> sqlx::Result<O>,
-) -> Vec<sqlx::Result<O>> {
-    if items.len() > 1 {
-        match many(items).await {
-            Ok(out) => return out.into_iter().map(Ok).collect(),
-            Err(e) if is_unavailable(&e) => {
-                tracing::warn!(error = %e, op, rows = items.len(), "batched write failed: database unavailable");
-                let why = e.to_string();
-                return items.iter().map(|_| Err(unavailable(&why))).collect();
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, op, rows = items.len(), "batched write failed; writing its rows one by one")
-            }
-        }
-    }
-    let mut results = Vec::with_capacity(items.len());
-    for item in items {
-        results.push(match pool.acquire().await {
-            Ok(mut conn) => one(&mut conn, item).await,
-            Err(e) => Err(e),
-        });
-    }
-    results
 }

@@ -4,10 +4,11 @@
 //! small commits, each with its own WAL flush and round trip, into a few
 //! larger ones; a lone request is written at once, with no added wait.
 //!
-//! What a batch is, and how it is written, is a [`BatchWrite`]
-//! (`store::batched_writes`). When the database is unreachable, the batch and
-//! everything queued behind it fail at once (503), instead of each batch
-//! waiting out its own acquire timeout.
+//! What a batch is, and its statement, is a [`BatchWrite`]
+//! (`store::batched_writes`). A batch that fails is written again item by
+//! item. When the database is unreachable, the batch and everything queued
+//! behind it fail at once (503), instead of each batch waiting out its own
+//! acquire timeout.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use super::unavailable;
 use crate::error::is_unavailable;
 
-/// One kind of batched write.
+/// One kind of batched write: one statement for any number of items.
 pub trait BatchWrite: Send + Sync + 'static {
     /// What one request asks to write.
     type Item: Send + Sync + 'static;
@@ -26,11 +27,42 @@ pub trait BatchWrite: Send + Sync + 'static {
     type Output: Send + 'static;
     /// The `op` label of `task_write_batch_size`.
     const OP: &'static str;
-    /// Writes `items`; one result per item, in order.
-    fn write(
+    /// Writes `items` in one statement; one output per item, in order.
+    fn write_many(
         pool: &PgPool,
         items: &[Self::Item],
-    ) -> impl Future<Output = Vec<sqlx::Result<Self::Output>>> + Send;
+    ) -> impl Future<Output = sqlx::Result<Vec<Self::Output>>> + Send;
+}
+
+/// Writes `items` in one statement, or, if that fails for another reason
+/// than an outage, one statement per item, so that one bad row fails only
+/// its own request. One result per item, in order.
+pub async fn write_batch<W: BatchWrite>(
+    pool: &PgPool,
+    items: &[W::Item],
+) -> Vec<sqlx::Result<W::Output>> {
+    let e = match W::write_many(pool, items).await {
+        Ok(out) => return out.into_iter().map(Ok).collect(),
+        Err(e) => e,
+    };
+    if items.len() == 1 {
+        return vec![Err(e)];
+    }
+    if is_unavailable(&e) {
+        tracing::warn!(error = %e, op = W::OP, rows = items.len(), "batched write failed: database unavailable");
+        let why = e.to_string();
+        return items.iter().map(|_| Err(unavailable(&why))).collect();
+    }
+    tracing::warn!(error = %e, op = W::OP, rows = items.len(), "batched write failed; writing its rows one by one");
+    let mut results = Vec::with_capacity(items.len());
+    for item in items {
+        results.push(
+            W::write_many(pool, std::slice::from_ref(item))
+                .await
+                .map(|mut out| out.pop().expect("one output per item")),
+        );
+    }
+    results
 }
 
 type Pending<W> = (
@@ -101,7 +133,11 @@ async fn write_loop<W: BatchWrite>(
         let (items, answers): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         crate::metrics::write_batch(W::OP, items.len());
         let mut database_unavailable = false;
-        for (result, done) in W::write(&pool, &items).await.into_iter().zip(answers) {
+        for (result, done) in write_batch::<W>(&pool, &items)
+            .await
+            .into_iter()
+            .zip(answers)
+        {
             database_unavailable |= result.as_ref().is_err_and(is_unavailable);
             let _ = done.send(result);
         }

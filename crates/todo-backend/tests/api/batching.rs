@@ -7,7 +7,7 @@ use serde_json::json;
 use todo_backend::domain::{now, Task, TaskTitle};
 use todo_backend::outbox::{payloads, EventWriter};
 use todo_backend::store::batched_writes::{Changes, Creates, Deletes};
-use todo_backend::store::batcher::BatchWrite;
+use todo_backend::store::batcher::write_batch;
 use todo_events::{ContentType, EventVersion, Payload};
 use uuid::Uuid;
 
@@ -103,7 +103,7 @@ async fn a_batch_with_a_bad_row_writes_the_others_and_fails_only_that_one() {
         .collect();
 
     // Act
-    let results = Creates::write(&app.pool, &items).await;
+    let results = write_batch::<Creates>(&app.pool, &items).await;
 
     // Assert
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
@@ -142,7 +142,7 @@ async fn two_changes_to_one_task_in_one_batch_apply_the_first_and_report_the_sec
     ];
 
     // Act
-    let results: Vec<bool> = Changes::write(&app.pool, &items)
+    let results: Vec<bool> = write_batch::<Changes>(&app.pool, &items)
         .await
         .into_iter()
         .map(Result::unwrap)
@@ -179,11 +179,12 @@ async fn a_delete_batch_deletes_the_tasks_still_at_their_version_only() {
         (id, version, event)
     };
 
-    let results: Vec<bool> = Deletes::write(&app.pool, &[delete(fresh, 1), delete(stale, 1)])
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let results: Vec<bool> =
+        write_batch::<Deletes>(&app.pool, &[delete(fresh, 1), delete(stale, 1)])
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
 
     assert_eq!(results, [true, false], "the stale version is not deleted");
     assert_eq!(app.get(&format!("/tasks/{fresh}")).await.status(), 404);
