@@ -61,19 +61,16 @@ pub(crate) async fn run(
         queue.set_nonempty_callback(move || wake.notify_one());
     }
     tracing::info!("partition assigned; processing");
-    let mut pending: VecDeque<Pending> = VecDeque::new();
-    let mut in_flight_notifications = 0usize;
+    let mut batches = Batches {
+        consumer: &consumer,
+        topic: &topic,
+        partition,
+        pending: VecDeque::new(),
+        notifications: 0,
+    };
 
     loop {
-        store_finished(
-            &consumer,
-            &topic,
-            partition,
-            &mut pending,
-            &mut in_flight_notifications,
-            false,
-        )
-        .await;
+        batches.store_finished(false).await;
         if cancel.is_cancelled() {
             break;
         }
@@ -108,38 +105,22 @@ pub(crate) async fn run(
                 async move { notifier.notify_all(&notifications, &cancel).await }.in_current_span(),
             ))
         };
-        in_flight_notifications += count;
-        pending.push_back(Pending {
+        batches.notifications += count;
+        batches.pending.push_back(Pending {
             next_offset,
             notifications: count,
             done,
         });
-        while in_flight_notifications > MAX_PENDING_NOTIFICATIONS && !cancel.is_cancelled() {
-            store_finished(
-                &consumer,
-                &topic,
-                partition,
-                &mut pending,
-                &mut in_flight_notifications,
-                true,
-            )
-            .await;
+        while batches.notifications > MAX_PENDING_NOTIFICATIONS && !cancel.is_cancelled() {
+            batches.store_finished(true).await;
         }
     }
     // Drain: pending webhooks may finish within the bound; what finished is stored.
     let drain = async {
-        while !pending.is_empty() {
-            let before = pending.len();
-            store_finished(
-                &consumer,
-                &topic,
-                partition,
-                &mut pending,
-                &mut in_flight_notifications,
-                true,
-            )
-            .await;
-            if pending.len() == before {
+        while !batches.pending.is_empty() {
+            let before = batches.pending.len();
+            batches.store_finished(true).await;
+            if batches.pending.len() == before {
                 break;
             }
         }
@@ -166,42 +147,47 @@ fn read_batch(queue: &PartitionQueue<Ctx>, max: usize) -> Vec<Record> {
     batch
 }
 
-/// Stores the offset after the newest batch whose work is all done, in order.
-/// With `wait`, waits for the oldest pending batch first.
-async fn store_finished(
-    consumer: &BaseConsumer<Ctx>,
-    topic: &str,
+/// The partition's processed batches whose offsets are not stored yet, oldest
+/// first, and how many of their webhooks are still pending.
+struct Batches<'a> {
+    consumer: &'a BaseConsumer<Ctx>,
+    topic: &'a str,
     partition: i32,
-    pending: &mut VecDeque<Pending>,
-    in_flight: &mut usize,
-    wait: bool,
-) {
-    let mut store_to = None;
-    let mut first = true;
-    while let Some(front) = pending.front_mut() {
-        let finished = match &mut front.done {
-            None => true,
-            Some(h) if h.is_finished() || (wait && first) => matches!(h.await, Ok(Ok(()))),
-            Some(_) => false,
-        };
-        first = false;
-        let front = pending.pop_front().expect("front exists");
-        if !finished {
-            // Not done yet (or cancelled): keep it, and everything behind it.
-            if front.done.as_ref().is_some_and(|h| !h.is_finished()) {
-                pending.push_front(front);
-            } else {
-                // Cancelled or panicked: nothing at or after it may be stored.
-                pending.clear();
-                *in_flight = 0;
+    pending: VecDeque<Pending>,
+    notifications: usize,
+}
+
+impl Batches<'_> {
+    /// Stores the offset after the newest batch whose work is all done, in
+    /// order. With `wait`, waits for the oldest pending batch first.
+    async fn store_finished(&mut self, wait: bool) {
+        let mut store_to = None;
+        let mut first = true;
+        while let Some(front) = self.pending.front_mut() {
+            let finished = match &mut front.done {
+                None => true,
+                Some(h) if h.is_finished() || (wait && first) => matches!(h.await, Ok(Ok(()))),
+                Some(_) => false,
+            };
+            first = false;
+            let front = self.pending.pop_front().expect("front exists");
+            if !finished {
+                // Not done yet (or cancelled): keep it, and everything behind it.
+                if front.done.as_ref().is_some_and(|h| !h.is_finished()) {
+                    self.pending.push_front(front);
+                } else {
+                    // Cancelled or panicked: nothing at or after it may be stored.
+                    self.pending.clear();
+                    self.notifications = 0;
+                }
+                break;
             }
-            break;
+            self.notifications -= front.notifications;
+            store_to = Some(front.next_offset);
         }
-        *in_flight -= front.notifications;
-        store_to = Some(front.next_offset);
-    }
-    if let Some(next) = store_to {
-        store(consumer, topic, partition, next);
+        if let Some(next) = store_to {
+            store(self.consumer, self.topic, self.partition, next);
+        }
     }
 }
 
