@@ -92,3 +92,14 @@ def test_without_a_cluster_the_services_use_the_external_bootstrap_and_credentia
         assert env["KAFKA_SECURITY_PROTOCOL"]["value"] == ext["securityProtocol"]
         assert env["KAFKA_SASL_USERNAME"]["value"] == ext[who]["username"]
         assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == ext[who]["passwordSecret"]
+
+
+def test_the_operator_cli_reads_everything_writes_only_task_topics_and_uses_its_own_groups():
+    t = topic_constants()
+    user = one("doks", "KafkaUser", "todoctl")
+    acls = {(a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"]): set(a["operations"])
+            for a in user["spec"]["authorization"]["acls"]}
+    for key in ("TASK_CREATED", "TASK_UPDATED", "TASK_DELETED", "TASK_COMPLETED"):
+        assert acls.pop(("topic", t[key], "literal")) == {"Read", "Write", "Describe"}
+    assert acls.pop(("topic", t["DLQ"], "literal")) == {"Read", "Describe"}
+    assert acls == {("group", "todoctl-", "prefix"): {"Read", "Describe"}}
