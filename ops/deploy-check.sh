@@ -25,7 +25,8 @@ mkdir -p "$LOCAL/helm"
 exec 8>"$LOCAL/helm/.lock"
 flock 8
 if [ ! -x "$HELM" ]; then
-  command -v go >/dev/null || die "Go is needed to build helm (apt-get install golang-go, or Go from its Debian package)"
+  command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || PATH=$PATH:/usr/local/go/bin
+  command -v go >/dev/null || die "Go is needed to build helm (Debian: apt-get install golang-go)"
   say "building helm $HELM_VERSION from its Go module into ${HELM#"$ROOT"/} (about 3 minutes)"
   t=$SECONDS
   tmp=$LOCAL/helm/$HELM_VERSION.tmp
