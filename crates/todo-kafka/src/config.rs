@@ -140,6 +140,12 @@ impl KafkaArgs {
             reserved.push(k);
             cfg.set(*k, v);
         }
+        // Defaults that the pass-through map may change: librdkafka waits up to
+        // 10 s between reconnects by default; a broker that comes back is
+        // reached within about a second instead, so publishing and consuming
+        // resume promptly after an outage.
+        cfg.set("reconnect.backoff.ms", "100")
+            .set("reconnect.backoff.max.ms", "1000");
         for (k, v) in &self.properties {
             if reserved.contains(&k.as_str()) {
                 return Err(ConfigError::Reserved(k.clone()));

@@ -6,13 +6,15 @@
 //! `todo-events`; this crate only adds what needs a Kafka client.
 
 pub mod config;
+pub mod context;
 pub mod errors;
 pub mod message;
 pub mod provision;
 pub mod topics;
 
 pub use config::{ConfigError, KafkaArgs, ProducerArgs, Secret};
+pub use context::{producer, KafkaContext, Producer};
 pub use errors::is_retriable;
 pub use message::headers_as_strings;
-pub use provision::{provision_topics, ProvisionError, TopicSettings};
+pub use provision::{provision_topics, provision_until_done, ProvisionError, TopicSettings};
 pub use topics::TopicNames;

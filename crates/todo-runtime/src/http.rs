@@ -75,6 +75,31 @@ pub fn with_common_layers(router: Router, request_timeout: Duration) -> Router {
         .layer(CatchPanicLayer::new())
 }
 
+/// `router`'s routes answer `not_ready()` (a 503 problem) until `dependency`
+/// is up, instead of waiting for a connection that is not there or querying a
+/// schema that is not migrated yet.
+pub fn when_up<S>(
+    router: Router<S>,
+    dependency: crate::dependency::Dependency,
+    not_ready: fn() -> Response,
+) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.route_layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| {
+            let up = dependency.is_up();
+            async move {
+                if up {
+                    next.run(req).await
+                } else {
+                    not_ready()
+                }
+            }
+        },
+    ))
+}
+
 /// Binds the listener (port 0 picks a free port).
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)

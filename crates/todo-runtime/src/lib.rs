@@ -1,9 +1,13 @@
 //! What every service process needs once. A process may run more than one of
 //! our services (the end-to-end tests run the backend and the event service
 //! together), so the global recorder and subscriber are installed here, once;
-//! and both services serve HTTP and stop the same way.
+//! and both services serve HTTP, retry, reach their dependencies and stop the
+//! same way.
 
+pub mod db;
+pub mod dependency;
 pub mod http;
+pub mod retry;
 
 use std::sync::OnceLock;
 
@@ -41,6 +45,37 @@ pub fn init_tracing(format: &str) {
     } else {
         builder.try_init()
     };
+}
+
+/// The body of a service's `main`: builds the service, runs it until SIGTERM,
+/// Ctrl-C or a condition retrying cannot fix, and turns a failure into one
+/// readable line on stderr ("NAME: what was tried: what failed") and a
+/// non-zero exit, with no backtrace.
+pub async fn run_service<A, Fut>(
+    name: &str,
+    build: impl std::future::Future<Output = anyhow::Result<A>>,
+    run: impl FnOnce(A, tokio_util::sync::CancellationToken) -> Fut,
+) -> std::process::ExitCode
+where
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let result = async {
+        let app = build.await?;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(cancel_on_signal(cancel.clone()));
+        run(app, cancel).await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            tracing::info!("{name} stopped");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// Waits for SIGTERM or Ctrl-C, then cancels `cancel`.

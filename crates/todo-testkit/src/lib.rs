@@ -4,6 +4,8 @@
 //! (`eval "$(./dev env)"` does the same in a shell). A missing variable is a
 //! loud failure, never a skipped test.
 
+pub mod process;
+
 use std::time::Duration;
 
 use anyhow::Context;

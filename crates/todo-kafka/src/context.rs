@@ -1,0 +1,162 @@
+//! What librdkafka reports about its connections, kept and logged sparingly.
+//!
+//! librdkafka retries connections on its own and reports each failure through
+//! its error and log callbacks, several lines a second per broker while Kafka
+//! is down. Our clients keep the last cause (so "Kafka unreachable" can say
+//! *why*: refused, no route, bad credentials) and log it at most once every
+//! 10 s.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientConfig;
+
+/// How often a client logs a connection problem at most.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The last connection problem a client met, and when it was last logged.
+#[derive(Default)]
+pub struct BrokerErrors {
+    last: Mutex<Option<Cause>>,
+    logged: Mutex<Option<Instant>>,
+}
+
+/// One problem librdkafka reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cause {
+    /// librdkafka's code, when it gave one.
+    pub code: Option<RDKafkaErrorCode>,
+    /// Its words, e.g. "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1
+    /// failed: Connection refused (after 0ms in state CONNECT)".
+    pub reason: String,
+}
+
+impl Cause {
+    /// True when the cluster refused our credentials: retrying cannot help.
+    pub fn is_authentication(&self) -> bool {
+        matches!(
+            self.code,
+            Some(RDKafkaErrorCode::Authentication)
+                | Some(RDKafkaErrorCode::SaslAuthenticationFailed)
+        )
+    }
+}
+
+impl BrokerErrors {
+    /// Records a problem; logs it unless one was logged in the last 10 s.
+    /// "N/N brokers are down" never replaces a more precise cause.
+    pub fn record(&self, code: Option<RDKafkaErrorCode>, reason: &str) {
+        let summary_only = code == Some(RDKafkaErrorCode::AllBrokersDown);
+        {
+            let mut last = self.last.lock().expect("cause lock");
+            if !(summary_only && last.is_some()) {
+                *last = Some(Cause {
+                    code,
+                    reason: reason.to_owned(),
+                });
+            }
+        }
+        let mut logged = self.logged.lock().expect("log lock");
+        if logged.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+            *logged = Some(Instant::now());
+            tracing::warn!(target: "kafka", "kafka: {reason} (repeats are not logged for 10 s)");
+        }
+    }
+
+    /// The last problem recorded, if any.
+    pub fn last(&self) -> Option<Cause> {
+        self.last.lock().expect("cause lock").clone()
+    }
+
+    /// Forgets the last problem (before an attempt whose cause should be its own).
+    pub fn clear(&self) {
+        *self.last.lock().expect("cause lock") = None;
+    }
+
+    /// For [`ClientContext::error`].
+    pub fn on_error(&self, error: &KafkaError, reason: &str) {
+        self.record(error.rdkafka_error_code(), reason);
+    }
+
+    /// For [`ClientContext::log`]: errors are recorded, the rest go to
+    /// `debug` (librdkafka retries and reports what matters as errors).
+    pub fn on_log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => self.record(None, message),
+            _ => tracing::debug!(target: "librdkafka", "{fac} {message}"),
+        }
+    }
+}
+
+/// The context of our producers and admin clients.
+#[derive(Default)]
+pub struct KafkaContext {
+    /// What the client met.
+    pub errors: BrokerErrors,
+}
+
+impl ClientContext for KafkaContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.errors.on_log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.on_error(&error, reason);
+    }
+}
+
+// For the polled metadata probe of provisioning (a `BaseProducer` that sends
+// nothing).
+impl rdkafka::producer::ProducerContext for KafkaContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
+
+/// Our producers.
+pub type Producer = FutureProducer<KafkaContext>;
+
+/// A producer from `config`. librdkafka connects in the background: this
+/// succeeds with every broker down.
+pub fn producer(config: &ClientConfig) -> Result<Producer, KafkaError> {
+    config.create_with_context(KafkaContext::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_line_never_hides_the_precise_cause() {
+        let e = BrokerErrors::default();
+        e.record(
+            Some(RDKafkaErrorCode::BrokerTransportFailure),
+            "Connect to ipv4#127.0.0.1:1 failed: Connection refused",
+        );
+        e.record(
+            Some(RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        assert_eq!(
+            e.last().unwrap().reason,
+            "Connect to ipv4#127.0.0.1:1 failed: Connection refused"
+        );
+    }
+
+    #[test]
+    fn an_authentication_failure_is_recognised() {
+        let e = BrokerErrors::default();
+        e.record(
+            Some(RDKafkaErrorCode::Authentication),
+            "SASL authentication error",
+        );
+        assert!(e.last().unwrap().is_authentication());
+    }
+}

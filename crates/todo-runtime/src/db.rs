@@ -1,0 +1,210 @@
+//! PostgreSQL as both services meet it: which errors mean "the database is
+//! down" (an outage: wait, answer 503, never blame the request or the event),
+//! and connecting at startup without refusing to start.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+use crate::dependency::{AttemptError, Dependency};
+
+/// True for connection-level failures: the database is down, restarting,
+/// unreachable or saturated. Retrying later may succeed; the request or event
+/// at hand is not at fault.
+pub fn is_outage(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            // 08xxx connection exceptions, 57Pxx admin/crash shutdown and
+            // cannot_connect_now (starting up), 53xxx insufficient resources
+            // (too many connections, disk full).
+            c.starts_with("08") || c.starts_with("57P") || c.starts_with("53")
+        }),
+        _ => false,
+    }
+}
+
+/// A parsed database URL: what to connect with, and how to name it in logs
+/// (host, port and database; never the password).
+#[derive(Clone, Debug)]
+pub struct Database {
+    options: PgConnectOptions,
+    target: String,
+}
+
+impl Database {
+    /// Parses `url`; a malformed URL is an error worth stopping for.
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| anyhow::anyhow!("the database URL is not valid: {e}"))?;
+        let target = format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("")
+        );
+        Ok(Self { options, target })
+    }
+
+    /// `host:port/database`, for logs.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The connection options.
+    pub fn options(&self) -> &PgConnectOptions {
+        &self.options
+    }
+
+    /// A pool that connects on first use: building it never waits for the
+    /// database. Queries fail with an outage (503) while it is down.
+    pub fn lazy_pool(&self, max_connections: u32, acquire_timeout: Duration) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(acquire_timeout)
+            // NB: no ping before every checkout: it was one extra round trip per
+            // request (seen in the profile, docs/performance.md). A connection
+            // broken by a database restart fails its next query instead, which
+            // answers 503 and is dropped from the pool.
+            .test_before_acquire(false)
+            .connect_lazy_with(self.options.clone())
+    }
+
+    /// A [`Dependency`] named PostgreSQL at this database.
+    pub fn dependency(&self) -> Dependency {
+        Dependency::new("PostgreSQL", self.target.clone())
+    }
+
+    /// One attempt to connect and run `migrator` over a connection of its own,
+    /// so the real cause of a failure (refused, bad password) is reported
+    /// rather than a pool timeout. With `create`, a missing database is
+    /// created first.
+    pub async fn migrate_once(
+        &self,
+        migrator: &Migrator,
+        create: bool,
+    ) -> Result<(), AttemptError> {
+        if create {
+            self.create_if_missing().await?;
+        }
+        let mut conn = self.connect_once(&self.options).await?;
+        let migrated = migrator.run_direct(&mut conn).await;
+        let _ = conn.close().await;
+        migrated.map_err(|e| match e {
+            MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) if is_outage(&e) => {
+                AttemptError::Transient(e.to_string())
+            }
+            e => AttemptError::Fatal(format!("running the migrations failed: {e}")),
+        })
+    }
+
+    async fn connect_once(&self, options: &PgConnectOptions) -> Result<PgConnection, AttemptError> {
+        match tokio::time::timeout(Duration::from_secs(10), options.connect()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(startup_error(e)),
+            Err(_) => Err(AttemptError::Transient("no answer within 10 s".into())),
+        }
+    }
+
+    async fn create_if_missing(&self) -> Result<(), AttemptError> {
+        let Some(name) = self.options.get_database() else {
+            return Ok(());
+        };
+        let mut admin = self
+            .connect_once(&self.options.clone().database("postgres"))
+            .await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(name)
+                .fetch_one(&mut admin)
+                .await
+                .map_err(startup_error)?;
+        if !exists {
+            tracing::info!(database = name, "creating the database");
+            let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+            match sqlx::query(&format!("CREATE DATABASE {quoted}"))
+                .execute(&mut admin)
+                .await
+            {
+                Ok(_) => {}
+                // Another instance created it at the same time.
+                Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => {}
+                Err(e) => return Err(startup_error(e)),
+            }
+        }
+        let _ = admin.close().await;
+        Ok(())
+    }
+}
+
+/// Classifies an error met while connecting at startup: an outage is worth
+/// retrying; bad credentials, a missing database or a bad setting are not.
+pub fn startup_error(e: sqlx::Error) -> AttemptError {
+    if is_outage(&e) {
+        return AttemptError::Transient(cause_chain(&e));
+    }
+    AttemptError::Fatal(cause_chain(&e))
+}
+
+/// An error and its sources on one line.
+fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = s.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_timeout_and_io_errors_are_outages_and_a_missing_row_is_not() {
+        assert!(is_outage(&sqlx::Error::PoolTimedOut));
+        assert!(is_outage(&sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused
+        ))));
+        assert!(!is_outage(&sqlx::Error::RowNotFound));
+    }
+
+    #[test]
+    fn the_target_names_host_port_and_database_but_never_the_password() {
+        let db = Database::parse("postgres://todo:hunter2@db.internal:6543/tasks").unwrap();
+        assert_eq!(db.target(), "db.internal:6543/tasks");
+        assert!(!format!("{:?}", db.dependency()).contains("hunter2"));
+    }
+
+    #[test]
+    fn a_malformed_url_is_refused_with_a_reason() {
+        let err = Database::parse("postgres://todo@host:notaport/db").unwrap_err();
+        assert!(err.to_string().contains("database URL"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_a_transient_failure_naming_the_cause() {
+        // Port 1 on loopback: nothing listens there.
+        let db = Database::parse("postgres://todo:todo@127.0.0.1:1/todo").unwrap();
+        static MIGRATOR: Migrator = Migrator::DEFAULT;
+        match db.migrate_once(&MIGRATOR, false).await {
+            Err(AttemptError::Transient(cause)) => {
+                assert!(cause.to_lowercase().contains("refused"), "{cause}")
+            }
+            other => panic!("expected a transient failure, got {other:?}"),
+        }
+    }
+}

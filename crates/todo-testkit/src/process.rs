@@ -1,0 +1,150 @@
+//! A service binary run as its own process, the way `./dev` and Kubernetes
+//! run it: its output is captured line by line, and a test can wait for a
+//! line, for the process to exit, or for its HTTP port to answer.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A running service process; killed when dropped.
+pub struct ServiceProcess {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+/// A port on 127.0.0.1 where nothing listens (bound, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl ServiceProcess {
+    /// Starts `binary` with `HTTP_ADDR` on a free port and `env` on top of
+    /// the test's own environment.
+    pub fn start(binary: &str, env: &[(&str, String)]) -> Self {
+        let port = closed_port();
+        let mut cmd = Command::new(binary);
+        cmd.env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .env_remove("RUST_BACKTRACE")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().expect("piped stdout");
+        let err = child.stderr.take().expect("piped stderr");
+        collect(out, lines.clone());
+        collect(err, lines.clone());
+        Self {
+            child,
+            lines,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Every line printed so far (stdout and stderr).
+    pub fn output(&self) -> Vec<String> {
+        self.lines.lock().expect("lines lock").clone()
+    }
+
+    /// Waits until a printed line satisfies `matches`; returns it.
+    pub async fn wait_for_line(
+        &self,
+        timeout: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        crate::eventually(timeout, || async {
+            self.output().into_iter().find(|l| matches(l))
+        })
+        .await
+    }
+
+    /// Waits until `GET path` answers at all; returns its status.
+    pub async fn wait_for_http(&self, path: &str, timeout: Duration) -> Option<u16> {
+        let client = reqwest::Client::new();
+        let url = format!("{}{path}", self.url);
+        crate::eventually(timeout, || async {
+            client
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .ok()
+                .map(|r| r.status().as_u16())
+        })
+        .await
+    }
+
+    /// Waits for the process to exit by itself; its exit code, or `None`
+    /// when it still runs after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()?;
+        Some(
+            status
+                .expect("waiting for the process")
+                .code()
+                .unwrap_or(-1),
+        )
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+fn collect(
+    stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    lines: Arc<Mutex<Vec<String>>>,
+) {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            lines.lock().expect("lines lock").push(line);
+        }
+    });
+}
+
+/// A TCP forwarder from a local port to `target`: a broker that "appears" at
+/// an address where nothing listened before.
+pub struct Forwarder {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    /// Listens on `127.0.0.1:port` and forwards each connection to `target`.
+    pub async fn start(port: u16, target: String) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Ok(Self { task })
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
