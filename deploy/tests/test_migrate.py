@@ -95,4 +95,4 @@ def test_a_service_that_cannot_start_fails_the_job():
     env = {"DATABASE_URL": _url_without_password("todo"), "PGPASSWORD": "not-the-password", "RELAY_ENABLED": "false"}
     failed = _migrate("todo-backend", env, timeout=120)
     assert failed.returncode != 0
-    assert "exited" in failed.stderr and "before it was up" in failed.stderr
+    assert "exited" in failed.stderr and "before it was ready" in failed.stderr
