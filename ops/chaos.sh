@@ -5,8 +5,9 @@
 # service's projection equals the tasks table.
 #
 # usage: ./dev chaos [--long] [SCENARIO...]
-#   scenarios: kafka-down broker-kill backend-kill event-service-kill
-#              postgres-restart redis-down rebalance   (default: all)
+#   scenarios: kafka-down kafka-down-restart cold-start-order broker-kill
+#              backend-kill event-service-kill postgres-restart redis-down
+#              rebalance   (default: all)
 #   --long: longer load and outages (the default is the short variant that
 #           ./dev test runs).
 # Each run gets its own databases, topic prefix and consumer group, so it
@@ -31,7 +32,7 @@ for a in "$@"; do
   *) SCENARIOS+=("$a") ;;
   esac
 done
-ALL=(kafka-down backend-kill event-service-kill postgres-restart redis-down rebalance broker-kill)
+ALL=(kafka-down kafka-down-restart cold-start-order backend-kill event-service-kill postgres-restart redis-down rebalance broker-kill)
 [ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=("${ALL[@]}")
 
 if [ "$LONG" = 1 ]; then LOAD_S=120 RATE=300 OUTAGE_S=30; else LOAD_S=40 RATE=150 OUTAGE_S=10; fi
@@ -142,20 +143,27 @@ at() {
   return 0
 }
 
+# json_field JSON NAME: one field of a flat JSON object (numbers and booleans).
+json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2" 2>/dev/null; }
+
+# verify_json [WAIT_S]: todoctl verify's report as one JSON line.
+verify_json() { "$BIN/todoctl" verify --json --wait-s "${1:-0}" 2>/dev/null | tail -1; }
+
 # verify SCENARIO NOTE: reconciles and records one line of the report.
 verify() {
   local scenario=$1 note=$2 t0=$SECONDS out
-  out=$("$BIN/todoctl" verify --wait-s 180 2>&1)
+  out=$(verify_json 180)
   local rc=$? took=$((SECONDS - t0))
-  local load expected missing dup mismatched
+  local load expected missing dup mismatched clean
   load=$(tail -1 "$OUT/$RUN.load" 2>/dev/null)
-  expected=$(awk '/^expected/ { print $2 }' <<<"$out")
-  missing=$(awk '/^missing/ { print $2 }' <<<"$out")
-  dup=$(awk '/^duplicated effects/ { print $3 }' <<<"$out")
-  mismatched=$(awk '/^mismatched/ { print $2 }' <<<"$out")
-  echo "$out" >"$OUT/$RUN.verify"
+  expected=$(json_field "$out" expected)
+  missing=$(json_field "$out" missing)
+  dup=$(json_field "$out" duplicated_effects)
+  mismatched=$(json_field "$out" mismatched)
+  clean=$(json_field "$out" clean)
+  "$BIN/todoctl" verify >"$OUT/$RUN.verify" 2>&1
   local verdict=FAIL
-  if [ $rc = 0 ] && [ "${expected:-0}" -gt 0 ]; then verdict=pass; fi
+  if [ "$clean" = True ] && [ "${expected:-0}" -gt 0 ]; then verdict=pass; fi
   printf '| %s | %s | %s | %s | %s | %s | %ss | %s | %s |\n' "$scenario" "${expected:-?}" "${missing:-?}" "${dup:-?}" \
     "${mismatched:-?}" "${load:-no load summary}" "$took" "$note" "$verdict" >>"$REPORT"
   if [ "$verdict" = pass ]; then
@@ -164,8 +172,35 @@ verify() {
   else
     FAILED=$((FAILED + 1))
     echo "FAIL - chaos $scenario (see $OUT/$RUN.*)"
-    echo "$out" | sed 's/^/       /'
+    sed 's/^/       /' "$OUT/$RUN.verify"
   fi
+  : "$rc"
+}
+
+# probe NAME PATH EXPECTED: one POST /tasks to NAME; fails the run (and says
+# so) unless the status is EXPECTED.
+probe() {
+  local name=$1 expected=$2 code
+  code=$(curl -s -o "$OUT/$RUN.probe" -w '%{http_code}' -m 10 -H 'content-type: application/json' \
+    -d '{"title":"probe"}' "$(url_of "$name")/tasks")
+  if [ "$code" = "$expected" ]; then return 0; fi
+  echo "       POST /tasks to $name answered $code, expected $expected: $(cat "$OUT/$RUN.probe")"
+  FAILED=$((FAILED + 1))
+  return 1
+}
+
+# seconds_since T0_NS: seconds, one decimal, since a `date +%s%N` stamp.
+seconds_since() { awk -v d=$(($(date +%s%N) - $1)) 'BEGIN { printf "%.1f", d / 1e9 }'; }
+
+# until_json WAIT_S FIELD VALUE: polls verify's report until FIELD is VALUE.
+until_json() {
+  local deadline=$((SECONDS + $1)) out
+  while [ $SECONDS -lt $deadline ]; do
+    out=$(verify_json 0)
+    [ "$(json_field "$out" "$2")" = "$3" ] && return 0
+    sleep 0.5
+  done
+  return 1
 }
 
 # ---------------------------------------------------------------- scenarios
@@ -179,6 +214,55 @@ scenario_kafka-down() {
   "$ROOT/dev" start kafka >/dev/null 2>&1
   load_wait
   verify kafka-down "Kafka stopped 30 s at t=5 s"
+}
+
+scenario_kafka-down-restart() {
+  # Kafka stops; both services restart while it is down (the backend with
+  # SIGKILL, the event service with SIGTERM); Kafka returns after the load.
+  start_backend backend && start_event_service es || return 1
+  load_start backend
+  at 5
+  "$ROOT/dev" stop kafka >/dev/null 2>&1
+  say "kafka stopped; restarting both services while it is down"
+  at 10
+  signal backend KILL
+  restart backend todo-backend || return 1
+  probe backend 201 || return 1
+  at 15
+  signal es TERM
+  restart es todo-event-service || return 1
+  load_wait
+  local t0 published processed
+  "$ROOT/dev" start kafka >/dev/null 2>&1
+  t0=$(date +%s%N)
+  until_json 120 unpublished 0 && published=$(seconds_since "$t0") || published="not within 120"
+  until_json 180 clean True && processed=$(seconds_since "$t0") || processed="not within 180"
+  verify kafka-down-restart "Kafka down from t=5 s until after the load; backend SIGKILLed and event service SIGTERMed and restarted meanwhile, a write during the outage answered 201; after Kafka returned: backlog published in ${published} s, last event processed in ${processed} s"
+}
+
+scenario_cold-start-order() {
+  # The services start first, with neither PostgreSQL nor Kafka; then Kafka,
+  # and PostgreSQL last (the relay and the consumer have a broker but no
+  # database); then the load.
+  "$ROOT/dev" stop kafka >/dev/null 2>&1
+  "$ROOT/dev" stop postgres >/dev/null 2>&1
+  start_backend backend && start_event_service es || return 1
+  local ready
+  ready=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "$(url_of backend)/ready")
+  [ "$ready" = 503 ] || { echo "       backend /ready answered $ready with PostgreSQL down"; return 1; }
+  probe backend 503 || return 1
+  "$ROOT/dev" start kafka >/dev/null 2>&1
+  sleep 5
+  "$ROOT/dev" start postgres >/dev/null 2>&1
+  local t0 converged
+  t0=$(date +%s%N)
+  wait_for 60 "backend ready" curl -fsS -m 2 "$(url_of backend)/ready" >/dev/null &&
+    wait_for 60 "event service ready" bash -c "curl -fsS -m 2 '$(url_of es)/ready' | grep -q '\"status\":\"ready\"'" ||
+    return 1
+  converged=$(seconds_since "$t0")
+  load_start backend
+  load_wait
+  verify cold-start-order "services started before Kafka and PostgreSQL; Kafka started, then PostgreSQL 5 s later; both services ready ${converged} s after PostgreSQL"
 }
 
 scenario_backend-kill() {
@@ -313,6 +397,8 @@ for s in "${SCENARIOS[@]}"; do
     FAILED=$((FAILED + 1))
     echo "FAIL - chaos $s: could not run (see $OUT/)"
   fi
+  # A scenario that failed half-way may have left a piece stopped.
+  "$ROOT/dev" up --infra >/dev/null 2>&1 || die "./dev up --infra failed after $s"
   [ -n "$RUN" ] && run_end
 done
 

@@ -24,6 +24,9 @@ pub struct VerifyArgs {
     /// (events in flight are not a gap yet).
     #[arg(long, default_value_t = 0)]
     pub wait_s: u64,
+    /// Print the report as one JSON object (for scripts) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What `verify` found.
@@ -48,6 +51,19 @@ impl Report {
     /// No gap at all.
     pub fn is_clean(&self) -> bool {
         self.missing.is_empty() && self.duplicated_effects == 0 && self.mismatched.is_empty()
+    }
+
+    /// The report for a script: the counts, and whether it is clean.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "expected": self.expected,
+            "delivered": self.delivered,
+            "missing": self.missing.len(),
+            "duplicated_effects": self.duplicated_effects,
+            "mismatched": self.mismatched.len(),
+            "unpublished": self.unpublished,
+            "clean": self.is_clean(),
+        })
     }
 
     /// The report for a person.
@@ -190,6 +206,10 @@ pub async fn run(args: VerifyArgs, out: &mut impl Write) -> anyhow::Result<bool>
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    report.write(out)?;
+    if args.json {
+        writeln!(out, "{}", report.to_json())?;
+    } else {
+        report.write(out)?;
+    }
     Ok(report.is_clean())
 }
