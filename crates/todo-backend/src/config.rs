@@ -115,11 +115,12 @@ pub struct RelayArgs {
         default_value_t = 200
     )]
     pub backoff_base_ms: u64,
-    /// Longest backoff between failed batches.
+    /// Longest backoff between failed batches. Short enough that publishing
+    /// resumes within a few seconds of Kafka's return.
     #[arg(
         long = "relay-backoff-cap-ms",
         env = "RELAY_BACKOFF_CAP_MS",
-        default_value_t = 10_000
+        default_value_t = 5_000
     )]
     pub backoff_cap_ms: u64,
     /// How long published rows are kept for replay (default 7 days, like the topics).

@@ -1,5 +1,7 @@
 //! Building and running the application: pool and migrations, topics, the
-//! relay, the HTTP server; and stopping all of it gracefully.
+//! relay, the HTTP server; and stopping all of it gracefully. PostgreSQL and
+//! Kafka are reached in the background: the process starts and serves
+//! whatever else is down.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,12 +9,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use rdkafka::producer::FutureProducer;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use todo_kafka::TopicNames;
+use todo_runtime::db::Database;
+use todo_runtime::dependency::{connect_backoff, Dependency, Shutdown};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +50,18 @@ pub struct AppState {
     pub auth: Option<Arc<Auth>>,
     /// Metrics exposition.
     pub metrics: PrometheusHandle,
+    /// PostgreSQL: reached and migrated yet?
+    pub database: Dependency,
+    /// Kafka: reached and topics provisioned yet? (The API does not need it.)
+    pub kafka: Dependency,
 }
+
+/// How long a starting service waits for a dependency's first connection
+/// attempt before it serves without it (and keeps trying in the background).
+pub const FIRST_ATTEMPT_WAIT: Duration = Duration::from_secs(5);
+
+/// The migrations, embedded.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A built, not yet running, backend.
 pub struct Application {
@@ -55,27 +69,40 @@ pub struct Application {
     router: Router,
     relay: Option<Relay>,
     pool: PgPool,
+    database: Dependency,
+    kafka: Dependency,
+    shutdown: Shutdown,
 }
 
 impl Application {
-    /// Connects, migrates, provisions topics and binds the listener.
+    /// Binds the listener and starts connecting to PostgreSQL (migrations)
+    /// and Kafka (topics) in the background. Neither needs to be up: the API
+    /// answers 503 until the database is, and the outbox keeps every write
+    /// until Kafka is. Fails only on what retrying cannot fix: a malformed
+    /// setting, a port in use, bad credentials, a failed migration.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = crate::metrics::install();
-        let pool = PgPoolOptions::new()
-            .max_connections(config.database_max_connections)
-            .acquire_timeout(Duration::from_millis(config.database_acquire_timeout_ms))
-            // NB: no ping before every checkout: it was one extra round trip per
-            // request (seen in the profile, docs/performance.md). A connection
-            // broken by a database restart fails its next query instead, which
-            // answers 503 and is dropped from the pool.
-            .test_before_acquire(false)
-            .connect(config.database_url.expose())
-            .await
-            .context("connecting to DATABASE_URL")?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .context("running migrations")?;
+        let shutdown = Shutdown::new();
+        let db = Database::parse(config.database_url.expose()).context("DATABASE_URL")?;
+        let pool = db.lazy_pool(
+            config.database_max_connections,
+            Duration::from_millis(config.database_acquire_timeout_ms),
+        );
+        let database = db.dependency();
+        let kafka = Dependency::new("Kafka", config.kafka.bootstrap_servers.clone());
+        let listener = todo_runtime::http::bind(config.http_addr).await?;
+
+        shutdown.spawn_connecting({
+            let (database, cancel) = (database.clone(), shutdown.token());
+            async move {
+                database
+                    .connect(connect_backoff(), &cancel, || {
+                        let db = db.clone();
+                        async move { db.migrate_once(&MIGRATOR, false).await }
+                    })
+                    .await
+            }
+        });
 
         let topics = TopicNames::new(config.kafka.topic_prefix.clone());
         let events = EventWriter::new(
@@ -85,15 +112,23 @@ impl Application {
             topics.clone(),
         );
         let relay = if config.relay.enabled {
-            let producer_cfg = config.kafka.producer_config(&config.producer)?;
-            let admin_cfg = config.kafka.client_config(&[])?;
-            let report = todo_kafka::provision_topics(&admin_cfg, &topics.all(), &config.topics)
-                .await
-                .context("provisioning Kafka topics")?;
-            tracing::info!(created = ?report.created, existing = report.existing.len(), "topics provisioned");
-            let producer: FutureProducer = producer_cfg
-                .create()
+            let producer = todo_kafka::producer(&config.kafka.producer_config(&config.producer)?)
                 .context("creating the Kafka producer")?;
+            let admin_cfg = config.kafka.client_config(&[])?;
+            let topic_settings = config.topics.clone();
+            shutdown.spawn_connecting({
+                let (kafka, cancel) = (kafka.clone(), shutdown.token());
+                async move {
+                    todo_kafka::provision_until_done(
+                        &admin_cfg,
+                        &topics.all(),
+                        &topic_settings,
+                        &kafka,
+                        &cancel,
+                    )
+                    .await
+                }
+            });
             Some(Relay::new(
                 pool.clone(),
                 producer,
@@ -101,8 +136,21 @@ impl Application {
                 events.wake_signal(),
             ))
         } else {
+            kafka.disable();
             None
         };
+
+        // Finish starting at once when the dependencies are there; never wait
+        // long for one that is not.
+        let (db_first, kafka_first) = tokio::join!(
+            database.wait_first_attempt(FIRST_ATTEMPT_WAIT),
+            kafka.wait_first_attempt(FIRST_ATTEMPT_WAIT)
+        );
+        for first in [db_first, kafka_first] {
+            if let Some(Err(why)) = first {
+                anyhow::bail!(why);
+            }
+        }
 
         let state = AppState {
             pool: pool.clone(),
@@ -116,9 +164,14 @@ impl Application {
                 .as_ref()
                 .map(|s| Arc::new(Auth::hs256(s.expose()))),
             metrics,
+            database: database.clone(),
+            kafka: kafka.clone(),
         };
+        let tasks = todo_runtime::http::when_up(routes::tasks::router(), database.clone(), || {
+            crate::error::ApiError::NotConnected.into_response()
+        });
         let router = Router::new()
-            .merge(routes::tasks::router())
+            .merge(tasks)
             .merge(routes::health::router())
             .merge(routes::openapi::router())
             .layer(axum::middleware::from_fn(
@@ -130,12 +183,14 @@ impl Application {
             router,
             Duration::from_millis(config.request_timeout_ms),
         );
-        let listener = todo_runtime::http::bind(config.http_addr).await?;
         Ok(Self {
             listener,
             router,
             relay,
             pool,
+            database,
+            kafka,
+            shutdown,
         })
     }
 
@@ -151,23 +206,36 @@ impl Application {
         self.local_addr().port()
     }
 
-    /// Serves until `cancel`, then drains requests and stops the relay.
+    /// Serves until `cancel` (or until a background task meets a condition
+    /// retrying cannot fix: then `Err` with that reason), then drains
+    /// requests and stops the relay. The relay starts once the database is
+    /// migrated and the topics exist.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
-        let relay = self
-            .relay
-            .map(|r| tokio::spawn(r.run(cancel.child_token())));
+        tracing::info!(addr = %self.local_addr(), "todo-backend listening");
+        self.shutdown.follow(cancel);
+        let stop = self.shutdown.token();
+        let relay = self.relay.map(|r| {
+            let (database, kafka, stop) = (self.database.clone(), self.kafka.clone(), stop.clone());
+            tokio::spawn(async move {
+                let deps = async { database.wait_up().await.and(kafka.wait_up().await) };
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    ready = deps => if ready.is_ok() { r.run(stop.child_token()).await },
+                }
+            })
+        });
         let sampler = tokio::spawn(crate::metrics::sample_outbox(
             self.pool.clone(),
             Duration::from_secs(2),
-            cancel.child_token(),
+            stop.child_token(),
         ));
-        todo_runtime::http::serve(self.listener, self.router, cancel.clone()).await?;
-        cancel.cancel();
+        let served = todo_runtime::http::serve(self.listener, self.router, stop.clone()).await;
+        stop.cancel();
         if let Some(relay) = relay {
             relay.await.context("relay task")?;
         }
         let _ = sampler.await;
         self.pool.close().await;
-        Ok(())
+        served.and(self.shutdown.outcome())
     }
 }

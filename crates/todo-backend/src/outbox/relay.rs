@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureRecord, Producer as _};
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
+use todo_kafka::Producer;
+use todo_runtime::retry::Backoff;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -43,7 +45,7 @@ struct Row {
 /// The relay task.
 pub struct Relay {
     pool: PgPool,
-    producer: FutureProducer,
+    producer: Producer,
     settings: RelayArgs,
     wake: Arc<Notify>,
 }
@@ -59,12 +61,7 @@ struct BatchOutcome {
 
 impl Relay {
     /// A relay over `pool`'s outbox, publishing with `producer`.
-    pub fn new(
-        pool: PgPool,
-        producer: FutureProducer,
-        settings: RelayArgs,
-        wake: Arc<Notify>,
-    ) -> Self {
+    pub fn new(pool: PgPool, producer: Producer, settings: RelayArgs, wake: Arc<Notify>) -> Self {
         Self {
             pool,
             producer,
@@ -483,13 +480,15 @@ struct Sent {
     topic: String,
 }
 
-/// Exponential backoff with full jitter, capped.
+/// The wait after `failures` failed batches in a row: doubling from the
+/// base, capped, jittered.
 fn backoff(failures: u32, s: &RelayArgs) -> Duration {
-    let exp = s
-        .backoff_base_ms
-        .saturating_mul(1u64 << failures.min(16).saturating_sub(1));
-    let capped = exp.min(s.backoff_cap_ms).max(1);
-    Duration::from_millis(rand::random_range(capped / 2..=capped))
+    Backoff::new(
+        Duration::from_millis(s.backoff_base_ms),
+        2.0,
+        Duration::from_millis(s.backoff_cap_ms),
+    )
+    .delay(failures)
 }
 
 /// Deletes published rows older than `retention`, in chunks.

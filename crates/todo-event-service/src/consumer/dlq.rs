@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use todo_events::headers;
+use todo_kafka::Producer;
 use tokio_util::sync::CancellationToken;
 
 use super::record::Record;
@@ -26,7 +27,7 @@ pub struct Failure {
 /// Sends records to the dead-letter topic.
 #[derive(Clone)]
 pub struct DeadLetters {
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
     group: String,
     outage: Backoff,
@@ -34,12 +35,7 @@ pub struct DeadLetters {
 
 impl DeadLetters {
     /// Dead letters go to `topic`, marked as given up by `group`.
-    pub fn new(
-        producer: FutureProducer,
-        topic: String,
-        group: String,
-        outage_cap: Duration,
-    ) -> Self {
+    pub fn new(producer: Producer, topic: String, group: String, outage_cap: Duration) -> Self {
         Self {
             producer,
             topic,

@@ -46,9 +46,18 @@ pub struct Ctx {
     batch_size: usize,
     drain_timeout: Duration,
     stopping: AtomicBool,
+    broker_errors: todo_kafka::context::BrokerErrors,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.broker_errors.on_log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.broker_errors.on_error(&error, reason);
+    }
+}
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, consumer: &KafkaConsumer, rebalance: &Rebalance<'_>) {
@@ -204,6 +213,8 @@ pub struct ConsumerSettings {
     pub client: ClientConfig,
     /// Topics to subscribe to.
     pub topics: Vec<String>,
+    /// The consumer group (for logs; the client configuration sets it).
+    pub group_id: String,
     /// Most records per batch.
     pub batch_size: usize,
     /// Bound of the drain on revoke and shutdown.
@@ -232,6 +243,7 @@ impl EventConsumer {
             batch_size: settings.batch_size.max(1),
             drain_timeout: settings.drain_timeout,
             stopping: AtomicBool::new(false),
+            broker_errors: Default::default(),
         };
         let consumer: Arc<KafkaConsumer> = Arc::new(settings.client.create_with_context(ctx)?);
         let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
@@ -252,11 +264,6 @@ impl EventConsumer {
             stop,
             lag_interval: settings.lag_interval,
         })
-    }
-
-    /// A handle for readiness probes that does not keep the consumer alive.
-    pub fn probe(&self) -> KafkaProbe {
-        KafkaProbe(Arc::downgrade(&self.consumer))
     }
 
     /// Runs until `cancel`, then: stops the partition tasks and waits (bounded)
@@ -335,22 +342,70 @@ fn poll_loop(consumer: Arc<KafkaConsumer>, stop: Arc<AtomicBool>) {
     drop(consumer);
 }
 
+/// The consumer once it runs, for readiness probes; it does not keep the
+/// consumer alive.
+#[derive(Clone, Default)]
+pub struct RunningConsumer(Arc<OnceLock<Weak<KafkaConsumer>>>);
+
+impl RunningConsumer {
+    /// Records the consumer that now runs.
+    pub fn set(&self, consumer: &EventConsumer) {
+        let _ = self.0.set(Arc::downgrade(&consumer.consumer));
+    }
+
+    fn get(&self) -> Option<Arc<KafkaConsumer>> {
+        self.0.get().and_then(Weak::upgrade)
+    }
+}
+
+/// What readiness says of Kafka.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KafkaState {
+    /// The consumer runs and the cluster answers.
+    Up,
+    /// Not reached since the service started (topics not provisioned yet).
+    Connecting(Option<String>),
+    /// The consumer runs but the cluster does not answer now.
+    Down(Option<String>),
+}
+
 /// Checks that Kafka answers, through the consumer.
 #[derive(Clone)]
-pub struct KafkaProbe(Weak<KafkaConsumer>);
+pub struct KafkaProbe {
+    kafka: todo_runtime::dependency::Dependency,
+    running: RunningConsumer,
+}
 
 impl KafkaProbe {
-    /// True when the cluster's metadata can be fetched within `timeout`.
-    pub async fn ready(&self, timeout: Duration) -> bool {
-        let Some(consumer) = self.0.upgrade() else {
-            return false;
+    /// A probe over the service's Kafka dependency and its consumer.
+    pub fn new(kafka: todo_runtime::dependency::Dependency, running: RunningConsumer) -> Self {
+        Self { kafka, running }
+    }
+
+    /// Where Kafka stands: the consumer must run and the cluster's metadata
+    /// be fetched within `timeout`.
+    pub async fn state(&self, timeout: Duration) -> KafkaState {
+        use todo_runtime::dependency::State;
+        let Some(consumer) = self.running.get() else {
+            return match self.kafka.state() {
+                State::Connecting { last_error, .. } => KafkaState::Connecting(last_error),
+                other => {
+                    KafkaState::Connecting(Some(format!("consumer not started ({})", other.word())))
+                }
+            };
         };
-        tokio::task::spawn_blocking(move || {
-            consumer
+        let probe = consumer.clone();
+        let up = tokio::task::spawn_blocking(move || {
+            probe
                 .fetch_metadata(None, timeout)
                 .is_ok_and(|m| !m.brokers().is_empty())
         })
         .await
-        .unwrap_or(false)
+        .unwrap_or(false);
+        if up {
+            KafkaState::Up
+        } else {
+            KafkaState::Down(consumer.context().broker_errors.last().map(|c| c.reason))
+        }
     }
 }

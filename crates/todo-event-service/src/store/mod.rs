@@ -7,9 +7,6 @@ mod write;
 pub use queries::*;
 pub use write::{apply_batch, Applied, Incoming};
 
-use sqlx::postgres::PgPoolOptions;
-use sqlx::PgPool;
-
 /// How a database error should be treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -26,49 +23,16 @@ pub enum Failure {
 
 /// Classifies a database error.
 pub fn classify(e: &sqlx::Error) -> Failure {
+    if todo_runtime::db::is_outage(e) {
+        return Failure::Outage;
+    }
     match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => Failure::Outage,
-        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => Failure::Outage,
-        sqlx::Error::Database(db) => match db.code().as_deref() {
-            // 08xxx connection exceptions, 57Pxx shutdown / cannot connect now,
-            // 53xxx insufficient resources (too many connections, disk full).
-            Some(c) if c.starts_with("08") || c.starts_with("57P") || c.starts_with("53") => {
-                Failure::Outage
-            }
-            // 40001 serialization_failure, 40P01 deadlock_detected.
-            Some("40001") | Some("40P01") => Failure::Conflict,
-            _ => Failure::Handler,
-        },
+        // 40001 serialization_failure, 40P01 deadlock_detected.
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01")) => {
+            Failure::Conflict
+        }
         _ => Failure::Handler,
     }
-}
-
-/// Connects, creating the database if it is missing, and runs the migrations.
-pub async fn connect(
-    url: &str,
-    max_connections: u32,
-    acquire_timeout: std::time::Duration,
-) -> anyhow::Result<PgPool> {
-    use sqlx::migrate::MigrateDatabase;
-    if !sqlx::Postgres::database_exists(url).await? {
-        tracing::info!("creating the event store database");
-        if let Err(e) = sqlx::Postgres::create_database(url).await {
-            // Another instance may have created it at the same time.
-            if !sqlx::Postgres::database_exists(url).await? {
-                return Err(e.into());
-            }
-        }
-    }
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(acquire_timeout)
-        .connect(url)
-        .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
-    Ok(pool)
 }
 
 #[cfg(test)]

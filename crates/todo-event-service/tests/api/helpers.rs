@@ -116,11 +116,11 @@ impl Harness {
             .create()
             .unwrap();
         // The service creates its tables; the harness only reads them.
-        todo_event_service::store::connect(&database_url, 2, Duration::from_secs(5))
-            .await
+        todo_runtime::db::Database::parse(&database_url)
             .unwrap()
-            .close()
-            .await;
+            .migrate_once(&todo_event_service::startup::MIGRATOR, true)
+            .await
+            .unwrap();
         let pool = PgPool::connect(&database_url).await.unwrap();
         Self {
             stack,
