@@ -2,8 +2,10 @@
 //! is `application/problem+json`, and a header the server adds to every answer
 //! is listed on every answer.
 
+use serde::Serialize;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::{Header, OpenApi, RefOr};
+use utoipa::ToSchema;
 
 use crate::problem::PROBLEM_JSON;
 
@@ -25,8 +27,8 @@ pub fn operations_mut(doc: &mut OpenApi) -> impl Iterator<Item = &mut Operation>
     })
 }
 
-/// Gives every 4xx and 5xx answer with a body the media type the server
-/// sends it with, `application/problem+json` ([`crate::problem::Problem`]).
+/// Gives every 4xx and 5xx answer whose body is a [`crate::Problem`] the
+/// media type the server sends it with, `application/problem+json`.
 /// The annotations say `body = Problem`, which utoipa lists as
 /// `application/json`; saying the content type here, once, keeps the
 /// annotations short and none of them can forget it.
@@ -39,8 +41,13 @@ pub fn errors_are_problems(doc: &mut OpenApi) {
             if !(status.starts_with('4') || status.starts_with('5')) {
                 continue;
             }
-            if let Some(content) = response.content.shift_remove("application/json") {
-                response.content.insert(PROBLEM_JSON.to_owned(), content);
+            let is_problem = response.content.get("application/json").is_some_and(|c| {
+                matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"))
+            });
+            if is_problem {
+                if let Some(content) = response.content.shift_remove("application/json") {
+                    response.content.insert(PROBLEM_JSON.to_owned(), content);
+                }
             }
         }
     }
@@ -55,4 +62,22 @@ pub fn header_on_every_answer(doc: &mut OpenApi, name: &str, header: &Header) {
             }
         }
     }
+}
+
+/// The body of both services' `/ready`: each dependency's state. The status
+/// is 200 while the database is up, 503 when it is down.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "ready", "database": "up", "kafka": "up"}))]
+pub struct ReadyReport {
+    /// `ready` (all up), `degraded` (the database up, Kafka not: the API
+    /// serves) or `unavailable` (the database down).
+    pub status: String,
+    /// The database's state: `up` or `down`.
+    pub database: String,
+    /// Kafka's state, e.g. `up`, `connecting` or `down`.
+    pub kafka: String,
+    /// Why Kafka is not up, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub kafka_error: Option<String>,
 }

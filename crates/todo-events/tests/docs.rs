@@ -209,3 +209,57 @@ fn events_md_lists_the_real_fingerprints_topics_headers_and_error_classes() {
         );
     }
 }
+
+/// The field names of an Avro record schema (JSON), nested records as `a.b`.
+fn avro_fields(record: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    for f in record["fields"].as_array().unwrap() {
+        let name = format!("{prefix}{}", f["name"].as_str().unwrap());
+        if f["type"]["type"] == "record" {
+            avro_fields(&f["type"], &format!("{name}."), out);
+        }
+        out.insert(name);
+    }
+}
+
+/// The keys of a JSON event, nested objects as `a.b`.
+fn json_fields(value: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    for (k, v) in value.as_object().unwrap() {
+        let name = format!("{prefix}{k}");
+        if v.is_object() {
+            json_fields(v, &format!("{name}."), out);
+        }
+        out.insert(name);
+    }
+}
+
+#[test]
+fn every_asyncapi_payload_is_the_avro_schema_todo_events_embeds_and_the_json_encoding_has_its_fields(
+) {
+    let doc = asyncapi();
+    let mut seen = 0;
+    for (id, message) in doc["components"]["messages"].as_mapping().unwrap() {
+        let Some(file) = message["payload"]["schema"]["$ref"].as_str() else {
+            continue;
+        };
+        let id = id.as_str().unwrap();
+        let t: EventType = message["name"].as_str().unwrap().parse().unwrap();
+        let version = id.rsplit_once('V').unwrap().1;
+        let info = schema::versions_of(t)
+            .find(|s| s.version.as_str() == format!("v{version}"))
+            .unwrap_or_else(|| panic!("{id}: todo-events has no {t} v{version}"));
+        // The document's payload is the very file the codec compiles in.
+        let text = std::fs::read_to_string(repo_root().join("docs").join(file)).unwrap();
+        assert_eq!(text, info.avsc, "{id}: {file}");
+
+        // And what the JSON encoder writes has exactly that schema's fields.
+        let avsc: serde_json::Value = serde_json::from_str(info.avsc).unwrap();
+        let mut expected = BTreeSet::new();
+        avro_fields(&avsc, "", &mut expected);
+        let event = common::golden_event(t, info.version);
+        let mut written = BTreeSet::new();
+        json_fields(&serde_json::to_value(&event).unwrap(), "", &mut written);
+        assert_eq!(written, expected, "{id}: JSON encoding vs {file}");
+        seen += 1;
+    }
+    assert_eq!(seen, schema::all().len());
+}

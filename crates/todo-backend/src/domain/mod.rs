@@ -5,7 +5,7 @@ mod task_description;
 mod task_id;
 mod task_title;
 
-pub use task::{now, Task, TaskStatus};
+pub use task::{now, status_schema, Task, TaskStatus};
 pub use task_description::TaskDescription;
 pub use task_id::TaskId;
 pub use task_title::TaskTitle;

@@ -1,5 +1,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::openapi::{Object, ObjectBuilder, Type};
 
 pub use todo_events::TaskStatus;
 
@@ -7,15 +8,23 @@ use super::{TaskDescription, TaskTitle};
 
 /// A task as stored and as the API returns it.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": 42, "title": "buy milk", "description": null, "status": "incomplete",
+    "user_id": null, "created_at": "2026-11-27T10:00:00.123456Z",
+    "updated_at": "2026-11-27T10:00:00.123456Z", "completed_at": null, "version": 1
+}))]
 pub struct Task {
     /// Task id.
+    #[schema(minimum = 1)]
     pub id: i64,
     /// Title (1 to 255 characters).
+    #[schema(schema_with = TaskTitle::response_schema)]
     pub title: String,
     /// Optional description (at most 10 000 characters).
+    #[schema(schema_with = TaskDescription::nullable_schema)]
     pub description: Option<String>,
     /// `incomplete` or `complete`.
-    #[schema(value_type = String, example = "incomplete")]
+    #[schema(schema_with = status_schema)]
     #[sqlx(try_from = "String")]
     pub status: StatusColumn,
     /// Owner (the JWT subject) when authentication is on.
@@ -27,7 +36,17 @@ pub struct Task {
     /// When it was completed, if it is.
     pub completed_at: Option<DateTime<Utc>>,
     /// Row version: 1 after create, +1 on every change.
+    #[schema(minimum = 1)]
     pub version: i64,
+}
+
+/// The OpenAPI schema of a task status.
+pub fn status_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(TaskStatus::ALL.map(TaskStatus::as_str)))
+        .examples(["incomplete"])
+        .build()
 }
 
 /// The status column, read from its text form.

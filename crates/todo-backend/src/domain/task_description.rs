@@ -1,3 +1,6 @@
+use utoipa::openapi::schema::SchemaType;
+use utoipa::openapi::{Object, ObjectBuilder, Type};
+
 use super::FieldError;
 
 /// A task description: at most 10 000 characters, kept as written.
@@ -7,6 +10,10 @@ pub struct TaskDescription(String);
 impl TaskDescription {
     /// Longest description, in characters.
     pub const MAX_CHARS: usize = 10_000;
+
+    /// What [`TaskDescription::parse`] accepts besides the length: anything
+    /// but NUL (PostgreSQL text cannot hold it).
+    pub const PATTERN: &'static str = "^[^\\u0000]*$";
 
     /// Checks the length.
     pub fn parse(raw: String) -> Result<Self, FieldError> {
@@ -38,6 +45,19 @@ impl TaskDescription {
     pub fn into_inner(self) -> String {
         self.0
     }
+
+    /// The OpenAPI schema of a description, or of `null` (none).
+    pub fn nullable_schema() -> Object {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .max_length(Some(Self::MAX_CHARS))
+            .pattern(Some(Self::PATTERN))
+            .description(Some(
+                "At most 10 000 characters, kept as written, no NUL; null: none.",
+            ))
+            .examples(["2 litres, semi-skimmed"])
+            .build()
+    }
 }
 
 #[cfg(test)]
@@ -53,6 +73,18 @@ mod tests {
                 .field,
             "description"
         );
+    }
+
+    #[test]
+    fn the_pattern_refuses_nul_and_nothing_else() {
+        let re = regex::Regex::new(TaskDescription::PATTERN).unwrap();
+        for s in ["", "a\nb", "\u{1}\u{7f}", "😀"] {
+            assert!(
+                re.is_match(s) && TaskDescription::parse(s.into()).is_ok(),
+                "{s:?}"
+            );
+        }
+        assert!(!re.is_match("a\0b"));
     }
 
     #[test]

@@ -15,7 +15,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use todo_events::{Payload, TaskStatus};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{now, FieldError, Task, TaskDescription, TaskTitle};
+use todo_api::parse_decimal;
+
+use crate::domain::{now, status_schema, FieldError, Task, TaskDescription, TaskTitle};
 use crate::error::{ApiError, Problem, Result};
 use crate::extract::{AppJson, CorrelationId, CurrentUser, TaskIdPath};
 use crate::outbox::payloads;
@@ -39,33 +41,40 @@ pub fn router() -> Router<AppState> {
             get(get_task).put(update_task).delete(delete_task),
         )
         .route("/tasks/{id}/complete", post(complete_task))
+        .layer(axum::middleware::from_fn(todo_api::bare_errors_as_problems))
 }
 
 /// Body of `POST /tasks`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "buy milk", "description": "2 litres, semi-skimmed"}))]
 pub struct CreateTask {
     /// 1 to 255 characters after trimming.
+    #[schema(schema_with = TaskTitle::request_schema)]
     pub title: String,
-    /// At most 10 000 characters.
+    /// At most 10 000 characters; absent or `null`: none.
     #[serde(default)]
+    #[schema(schema_with = TaskDescription::nullable_schema)]
     pub description: Option<String>,
 }
 
-/// Body of `PUT /tasks/{id}`: any of the fields; `description: null` clears it.
+/// Body of `PUT /tasks/{id}`: at least one of the fields; `description: null`
+/// clears it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "buy oat milk", "status": "complete"}))]
 pub struct UpdateTask {
     /// New title.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(schema_with = TaskTitle::request_schema)]
     pub title: Option<String>,
     /// New description; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = TaskDescription::nullable_schema)]
     pub description: Option<Option<String>>,
-    /// `incomplete` or `complete`.
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    /// New status.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(schema_with = status_schema)]
     pub status: Option<TaskStatus>,
 }
 
@@ -76,26 +85,53 @@ fn present<'de, D: Deserializer<'de>>(
     Option::<String>::deserialize(d).map(Some)
 }
 
+/// A field that may be absent (`None`) but not `null`, as the document says.
+fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// A page of tasks.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskPage {
     /// Tasks in id order.
+    #[schema(max_items = 500)]
     pub items: Vec<Task>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9]{1,18}$", nullable = false, example = "42")]
     pub next_cursor: Option<String>,
 }
 
-/// Query of `GET /tasks`.
+/// Query of `GET /tasks`; any other parameter is refused (400).
 #[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct ListQuery {
-    /// `incomplete` or `complete`.
+    /// Only tasks with this status.
+    #[param(schema_with = status_schema, required = false)]
     status: Option<String>,
-    /// 1 to 500, default 50.
+    /// Page size, 1 to 500; 50 when absent.
+    #[param(minimum = 1, maximum = 500, default = 50, nullable = false)]
     limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$", nullable = false, example = "42")]
     cursor: Option<String>,
+}
+
+/// Longest `cursor`: a task id of up to 18 digits (ids come from a sequence
+/// that will not reach 10^18).
+const CURSOR_DIGITS: usize = 18;
+
+/// The `{id}` of the task routes.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct TaskIdParam {
+    /// The task's id: a positive 64-bit integer in decimal digits.
+    #[param(minimum = 1, example = 42)]
+    id: i64,
 }
 
 /// Both fields parsed, or every field error at once (a client fixing its
@@ -114,9 +150,15 @@ fn parse_both<A, B>(
 
 /// Create a task; publishes `task.created`.
 #[utoipa::path(post, path = "/tasks", request_body = CreateTask, tag = "tasks",
-    responses((status = 201, body = Task, description = "Created; Location names it"),
-              (status = 400, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),
-              (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 201, description = "Created", body = Task,
+            headers(("Location" = String, description = "`/tasks/{id}` of the new task"))),
+        (status = 400, description = "The body is not valid JSON", body = Problem),
+        (status = 401, description = "No valid Bearer token (only when authentication is on)", body = Problem),
+        (status = 413, description = "Body over 64 KiB", body = Problem),
+        (status = 415, description = "Body not sent as application/json", body = Problem),
+        (status = 422, description = "A field is missing, unknown, mistyped or breaks its rule; `errors` names each", body = Problem),
+        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
+        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
 pub async fn create_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -146,7 +188,11 @@ pub async fn create_task(
 
 /// List tasks, optionally by status, in pages.
 #[utoipa::path(get, path = "/tasks", params(ListQuery), tag = "tasks",
-    responses((status = 200, body = TaskPage), (status = 400, body = Problem)))]
+    responses((status = 200, description = "A page of tasks in id order", body = TaskPage),
+        (status = 400, description = "A query parameter is invalid or unknown; `errors` names each", body = Problem),
+        (status = 401, description = "No valid Bearer token (only when authentication is on)", body = Problem),
+        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
+        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
 pub async fn list_tasks(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -165,15 +211,15 @@ pub async fn list_tasks(
                     "must be `incomplete` or `complete`",
                 )),
             },
-            "limit" => match v.parse::<i64>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => limit = n,
+            "limit" => match parse_decimal(v, 19) {
+                Some(n) if (1..=MAX_PAGE).contains(&n) => limit = n,
                 _ => errors.push(FieldError::new(
                     "limit",
                     format!("must be an integer from 1 to {MAX_PAGE}"),
                 )),
             },
-            "cursor" => match v.parse::<i64>() {
-                Ok(n) if n >= 0 => after = n,
+            "cursor" => match parse_decimal(v, CURSOR_DIGITS) {
+                Some(n) => after = n,
                 _ => errors.push(FieldError::new(
                     "cursor",
                     "must be a next_cursor returned by this API",
@@ -200,8 +246,13 @@ pub async fn list_tasks(
 }
 
 /// One task.
-#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path, description = "Task id")),
-    responses((status = 200, body = Task), (status = 400, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(TaskIdParam),
+    responses((status = 200, description = "The task", body = Task),
+        (status = 400, description = "`id` is not a positive 64-bit integer", body = Problem),
+        (status = 401, description = "No valid Bearer token (only when authentication is on)", body = Problem),
+        (status = 404, description = "No such task (for this user)", body = Problem),
+        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
+        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
 pub async fn get_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -216,11 +267,17 @@ pub async fn get_task(
 
 /// Change a task's title, description or status; publishes `task.updated`
 /// with the fields that changed (nothing changed: no new version, no event).
-#[utoipa::path(put, path = "/tasks/{id}", request_body = UpdateTask, tag = "tasks",
-    params(("id" = i64, Path, description = "Task id")),
-    responses((status = 200, body = Task), (status = 400, body = Problem), (status = 404, body = Problem),
-              (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),
-              (status = 422, body = Problem)))]
+#[utoipa::path(put, path = "/tasks/{id}", request_body = UpdateTask, tag = "tasks", params(TaskIdParam),
+    responses((status = 200, description = "The task after the change", body = Task),
+        (status = 400, description = "`id` is invalid, or the body is not valid JSON", body = Problem),
+        (status = 401, description = "No valid Bearer token (only when authentication is on)", body = Problem),
+        (status = 404, description = "No such task (for this user)", body = Problem),
+        (status = 409, description = "Other changes to the task kept winning; retry", body = Problem),
+        (status = 413, description = "Body over 64 KiB", body = Problem),
+        (status = 415, description = "Body not sent as application/json", body = Problem),
+        (status = 422, description = "A field is missing, unknown, mistyped or breaks its rule; `errors` names each", body = Problem),
+        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
+        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
 pub async fn update_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -262,9 +319,14 @@ pub async fn update_task(
 }
 
 /// Delete a task; publishes `task.deleted`.
-#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path, description = "Task id")),
-    responses((status = 204, description = "Deleted"), (status = 400, body = Problem), (status = 404, body = Problem),
-              (status = 409, body = Problem)))]
+#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(TaskIdParam),
+    responses((status = 204, description = "Deleted"),
+        (status = 400, description = "`id` is not a positive 64-bit integer", body = Problem),
+        (status = 401, description = "No valid Bearer token (only when authentication is on)", body = Problem),
+        (status = 404, description = "No such task (for this user)", body = Problem),
+        (status = 409, description = "Other changes to the task kept winning; retry", body = Problem),
+        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
+        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
 pub async fn delete_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -286,9 +348,14 @@ pub async fn delete_task(
 }
 
 /// Mark a task complete; publishes `task.completed` (already complete: 200, no event).
-#[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", params(("id" = i64, Path, description = "Task id")),
-    responses((status = 200, body = Task), (status = 400, body = Problem), (status = 404, body = Problem),
-              (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", params(TaskIdParam),
+    responses((status = 200, description = "The task, complete", body = Task),
+        (status = 400, description = "`id` is not a positive 64-bit integer", body = Problem),
+        (status = 401, description = "No valid Bearer token (only when authentication is on)", body = Problem),
+        (status = 404, description = "No such task (for this user)", body = Problem),
+        (status = 409, description = "Other changes to the task kept winning; retry", body = Problem),
+        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
+        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
 pub async fn complete_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,

@@ -1,9 +1,11 @@
 //! `GET /audit/tasks/{id}`: a task's event history, in order.
 
-use axum::extract::{Path, State};
+use axum::extract::{RawPathParams, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use todo_api::{parse_decimal, Problem};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Result};
 use crate::startup::AppState;
@@ -11,31 +13,54 @@ use crate::store::{self, AuditEntry, ProjectedTask};
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/audit/tasks/{id}", get(task_audit))
+    Router::new()
+        .route("/audit/tasks/{id}", get(task_audit))
+        .layer(axum::middleware::from_fn(todo_api::bare_errors_as_problems))
 }
 
 /// A task's history and its projected current state.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TaskAudit {
     /// The task.
+    #[schema(minimum = 1)]
     pub task_id: i64,
-    /// Its current state as the events say.
+    /// Its current state as the events say; null if none was projected.
     pub current: Option<ProjectedTask>,
-    /// Its events, oldest first.
+    /// Its events, oldest first (by task version where known, else by time).
+    #[schema(min_items = 1)]
     pub events: Vec<AuditEntry>,
 }
 
-async fn task_audit(
+/// The `{id}` of `/audit/tasks/{id}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct TaskIdParam {
+    /// The task's id: a positive 64-bit integer in decimal digits.
+    #[param(minimum = 1, example = 42)]
+    id: i64,
+}
+
+/// A task's events as this service processed them, and its projected state.
+#[utoipa::path(get, path = "/audit/tasks/{id}", tag = "audit", params(TaskIdParam),
+    responses(
+        (status = 200, description = "The task's history", body = TaskAudit),
+        (status = 400, description = "`id` is not a positive 64-bit integer", body = Problem),
+        (status = 404, description = "No event of this task was processed", body = Problem),
+        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
+        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
+pub async fn task_audit(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    // NB: not `Path<String>`, which utoipa would list as a second `id`.
+    path: RawPathParams,
 ) -> Result<Json<TaskAudit>> {
-    let task_id: i64 = id
-        .parse()
-        .ok()
+    let id = path.iter().find_map(|(k, v)| (k == "id").then_some(v));
+    let task_id = id
+        .and_then(|id| parse_decimal(id, 19))
         .filter(|n| *n > 0)
         .ok_or_else(|| ApiError::BadRequest {
             field: "id",
-            message: "must be a positive integer".into(),
+            message: "must be a positive 64-bit integer".into(),
         })?;
     let events = store::task_history(&state.pool, task_id).await?;
     if events.is_empty() {

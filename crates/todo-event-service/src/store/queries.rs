@@ -3,18 +3,54 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
+use todo_events::{EventType, EventVersion, TaskStatus};
+use utoipa::openapi::schema::SchemaType;
+use utoipa::openapi::{Object, ObjectBuilder, Type};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// The OpenAPI schema of an event type name.
+fn event_type_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(EventType::ALL.map(EventType::as_str)))
+        .build()
+}
+
+/// The OpenAPI schema of an event version.
+fn event_version_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(EventVersion::ALL.map(EventVersion::as_str)))
+        .build()
+}
+
+/// The OpenAPI schema of a task status that may not be known yet.
+fn nullable_status_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(
+            TaskStatus::ALL
+                .map(|s| serde_json::Value::from(s.as_str()))
+                .into_iter()
+                .chain([serde_json::Value::Null]),
+        ))
+        .build()
+}
+
 /// One audit log entry.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct AuditEntry {
     /// The event's id.
     pub event_id: Uuid,
     /// Its type.
+    #[schema(schema_with = event_type_schema)]
     pub event_type: String,
     /// Its schema version.
+    #[schema(schema_with = event_version_schema)]
     pub event_version: String,
     /// The task.
+    #[schema(minimum = 1)]
     pub task_id: i64,
     /// The task's row version after the change (v2 events).
     pub task_version: Option<i64>,
@@ -34,7 +70,9 @@ pub struct AuditEntry {
     pub occurred_at: DateTime<Utc>,
     /// When this service processed it.
     pub processed_at: DateTime<Utc>,
-    /// The event, in its JSON wire form.
+    /// The event, in its JSON wire form: the envelope and payload that
+    /// docs/asyncapi.yaml describes for its type and version.
+    #[schema(value_type = Object)]
     pub event: serde_json::Value,
 }
 
@@ -67,7 +105,7 @@ pub async fn recent_events(pool: &PgPool, limit: i64) -> Result<Vec<AuditEntry>,
 }
 
 /// Current state of a task as the projection has it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct ProjectedTask {
     /// The task.
     pub task_id: i64,
@@ -75,7 +113,8 @@ pub struct ProjectedTask {
     pub title: Option<String>,
     /// Description.
     pub description: Option<String>,
-    /// `incomplete` or `complete`.
+    /// `incomplete` or `complete`; null until an event carrying it arrived.
+    #[schema(schema_with = nullable_status_schema)]
     pub status: Option<String>,
     /// Latest completion.
     pub completed_at: Option<DateTime<Utc>>,
@@ -107,20 +146,23 @@ pub async fn projected_task(
 }
 
 /// Events per type in one hour.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct HourlyCount {
     /// Start of the hour.
     pub hour: DateTime<Utc>,
     /// Event type.
+    #[schema(schema_with = event_type_schema)]
     pub event_type: String,
     /// Events in it.
+    #[schema(minimum = 1)]
     pub count: i64,
 }
 
 /// Created-to-completed durations.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct CompletionStats {
     /// Completed tasks whose creation is known.
+    #[schema(minimum = 0)]
     pub completed_tasks: i64,
     /// Mean seconds.
     pub mean_seconds: Option<f64>,
@@ -133,7 +175,7 @@ pub struct CompletionStats {
 }
 
 /// The analytics summary.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Summary {
     /// All-time events per type.
     pub totals: std::collections::BTreeMap<String, i64>,
