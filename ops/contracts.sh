@@ -36,6 +36,11 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 install_python_tools() {
   local ready=$PY_TOOLS/.installed
   [ -f "$ready" ] && return 0
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    say "apt-get install python3-venv"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >&2
+  fi
   say "python3 -m venv $PY_TOOLS; pip install schemathesis==$SCHEMATHESIS_VERSION openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
   python3 -m venv --clear "$PY_TOOLS"
   "$PY_TOOLS/bin/python" -m pip install -q --disable-pip-version-check \
@@ -46,7 +51,11 @@ install_python_tools() {
 install_node_tools() {
   local ready=$NODE_TOOLS/.installed
   [ -f "$ready" ] && return 0
-  command -v npm >/dev/null || die "npm is required for the AsyncAPI parser (apt-get install npm)"
+  if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+    say "apt-get install nodejs npm"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >&2
+  fi
   say "npm install @asyncapi/parser@$ASYNCAPI_PARSER_VERSION @asyncapi/avro-schema-parser@$ASYNCAPI_AVRO_PARSER_VERSION ajv@$AJV_VERSION into $NODE_TOOLS"
   rm -rf "$NODE_TOOLS" && mkdir -p "$NODE_TOOLS"
   (cd "$NODE_TOOLS" && echo '{"private":true}' >package.json &&

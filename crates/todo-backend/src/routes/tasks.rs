@@ -86,10 +86,17 @@ fn present<'de, D: Deserializer<'de>>(
 }
 
 /// A field that may be absent (`None`) but not `null`, as the document says.
+/// NB: read as an `Option` first: serde_json reports a `null` enum as a
+/// syntax error (400 malformed JSON), not as the field's error (422).
 fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> std::result::Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
+    match Option::<T>::deserialize(d)? {
+        Some(v) => Ok(Some(v)),
+        None => Err(serde::de::Error::custom(
+            "must not be null (leave the field out to keep it)",
+        )),
+    }
 }
 
 /// A page of tasks.

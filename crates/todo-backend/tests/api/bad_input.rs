@@ -174,6 +174,11 @@ async fn bad_updates_are_rejected_without_a_write() {
         Some("title"),
     )
     .await;
+    // The document says title and status are strings: null is not one.
+    for field in ["title", "status"] {
+        let body = json!({ field: null, "description": "x" });
+        assert_problem(app.put_json(&path, &body).await, 422, Some(field)).await;
+    }
     let after: Value = app.get(&path).await.json().await.unwrap();
     assert_eq!(after["version"], 1);
     assert_eq!(app.outbox_count().await, 1, "only the create's event");
@@ -187,6 +192,21 @@ async fn bad_query_parameters_are_400_naming_them() {
     assert_problem(app.get("/tasks?status=done").await, 400, Some("status")).await;
     assert_problem(app.get("/tasks?cursor=x").await, 400, Some("cursor")).await;
     assert_problem(app.get("/tasks?sort=title").await, 400, Some("sort")).await;
+    // Integers are plain digits, as the document's `integer` says.
+    assert_problem(app.get("/tasks?limit=+5").await, 400, Some("limit")).await;
+    assert_problem(app.get("/tasks?cursor=-1").await, 400, Some("cursor")).await;
+    let too_long = "1".repeat(19);
+    let resp = app.get(&format!("/tasks?cursor={too_long}")).await;
+    assert_problem(resp, 400, Some("cursor")).await;
+}
+
+#[tokio::test]
+async fn a_method_a_route_lacks_is_a_405_problem_with_allow() {
+    let app = spawn_app().await;
+    let resp = app.delete("/tasks").await;
+    let allow = resp.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    assert_problem(resp, 405, None).await;
 }
 
 #[tokio::test]
