@@ -40,6 +40,9 @@ pub enum ApiError {
     /// The database is unreachable or overloaded (503).
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// The service has not reached (and migrated) its database since it started (503).
+    #[error("database not reached yet")]
+    NotConnected,
     /// Anything else (500).
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -56,21 +59,7 @@ impl From<sqlx::Error> for ApiError {
 }
 
 /// Connection-level failures: the database is down, restarting or saturated.
-pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => {
-            // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now,
-            // 08xxx connection exceptions, 53300 too_many_connections.
-            db.code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300")
-        }
-        _ => false,
-    }
-}
+pub use todo_runtime::db::is_outage as is_unavailable;
 
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
@@ -89,7 +78,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::TaskNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotConnected => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -126,6 +115,11 @@ impl ApiError {
             ApiError::Unavailable(_) => (
                 "unavailable",
                 "the database is unavailable; retry shortly".into(),
+                vec![],
+            ),
+            ApiError::NotConnected => (
+                "unavailable",
+                "the service has not reached its database yet; retry shortly".into(),
                 vec![],
             ),
             ApiError::Internal(_) => ("internal", "an internal error occurred".into(), vec![]),

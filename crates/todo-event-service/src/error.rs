@@ -26,6 +26,9 @@ pub enum ApiError {
     /// The database is unreachable (503).
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// The service has not reached (and migrated) its database since it started (503).
+    #[error("database not reached yet")]
+    NotConnected,
     /// Anything else (500).
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -60,7 +63,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::TaskNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotConnected => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,6 +81,10 @@ impl ApiError {
             ApiError::Unavailable(_) => (
                 "unavailable",
                 "the database is unavailable; retry shortly".into(),
+            ),
+            ApiError::NotConnected => (
+                "unavailable",
+                "the service has not reached its database yet; retry shortly".into(),
             ),
             ApiError::Internal(_) => ("internal", "an internal error occurred".into()),
         };

@@ -1,23 +1,26 @@
 //! Building and running the service: store and migrations, topics, the
 //! dead-letter producer, the notifier, the consumer and the read API; and
-//! stopping all of it gracefully.
+//! stopping all of it gracefully. PostgreSQL and Kafka are reached in the
+//! background: the process starts and serves whatever else is down.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::response::IntoResponse;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 use todo_kafka::TopicNames;
+use todo_runtime::db::Database;
+use todo_runtime::dependency::{connect_backoff, Dependency, Shutdown};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::consumer::dlq::DeadLetters;
-use crate::consumer::{ConsumerSettings, EventConsumer, KafkaProbe};
+use crate::consumer::{ConsumerSettings, EventConsumer, KafkaProbe, RunningConsumer};
 use crate::handlers::dedup::DedupStore;
 use crate::handlers::notifier::{Notifier, NotifierSettings};
 use crate::handlers::Processor;
@@ -28,44 +31,82 @@ use crate::routes;
 pub struct AppState {
     /// The event store.
     pub pool: PgPool,
+    /// PostgreSQL: reached and migrated yet?
+    pub database: Dependency,
     /// Kafka readiness.
     pub kafka: KafkaProbe,
     /// Metrics exposition.
     pub metrics: PrometheusHandle,
 }
 
-/// A built service: consuming already, serving once run.
+/// How long a starting service waits for a dependency's first connection
+/// attempt before it serves without it (and keeps trying in the background).
+pub const FIRST_ATTEMPT_WAIT: Duration = Duration::from_secs(5);
+
+/// The migrations of the event store, embedded.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A built service: serving once run, consuming once PostgreSQL and Kafka
+/// are both reached.
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    consumer: EventConsumer,
+    consumer: ConsumerStart,
     pool: PgPool,
+    shutdown: Shutdown,
+}
+
+/// What the consumer needs to start, once its dependencies are up.
+struct ConsumerStart {
+    settings: ConsumerSettings,
+    processor: Arc<Processor>,
+    database: Dependency,
+    kafka: Dependency,
+    running: RunningConsumer,
 }
 
 impl Application {
-    /// Connects, migrates, provisions topics, starts the consumer and binds the listener.
+    /// Binds the listener and starts connecting to PostgreSQL (creating the
+    /// store and migrating it) and Kafka (topics) in the background. The read
+    /// API serves as soon as PostgreSQL is reached; the consumer starts once
+    /// both are. Fails only on what retrying cannot fix: a malformed setting,
+    /// a port in use, bad credentials, a failed migration, a topic with fewer
+    /// partitions than configured.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = crate::metrics::install();
-        let pool = crate::store::connect(
-            config.database_url.expose(),
+        let shutdown = Shutdown::new();
+        let db = Database::parse(config.database_url.expose()).context("EVENT_DATABASE_URL")?;
+        let pool = db.lazy_pool(
             config.database_max_connections,
             Duration::from_millis(config.database_acquire_timeout_ms),
-        )
-        .await
-        .context("connecting to EVENT_DATABASE_URL")?;
+        );
+        let database = db.dependency();
+        let kafka = Dependency::new("Kafka", config.kafka.bootstrap_servers.clone());
+        let listener = todo_runtime::http::bind(config.http_addr).await?;
 
+        shutdown.spawn_connecting({
+            let (database, cancel) = (database.clone(), shutdown.token());
+            async move {
+                database
+                    .connect(connect_backoff(), &cancel, || {
+                        let db = db.clone();
+                        async move { db.migrate_once(&MIGRATOR, true).await }
+                    })
+                    .await
+            }
+        });
         let topics = TopicNames::new(config.kafka.topic_prefix.clone());
-        let admin_cfg = config.kafka.client_config(&[])?;
-        let report = todo_kafka::provision_topics(&admin_cfg, &topics.all(), &config.topics)
-            .await
-            .context("provisioning Kafka topics")?;
-        tracing::info!(created = ?report.created, existing = report.existing.len(), "topics provisioned");
+        shutdown.spawn_connecting({
+            let (kafka, cancel) = (kafka.clone(), shutdown.token());
+            let admin_cfg = config.kafka.client_config(&[])?;
+            let (all, settings) = (topics.all(), config.topics.clone());
+            async move {
+                todo_kafka::provision_until_done(&admin_cfg, &all, &settings, &kafka, &cancel).await
+            }
+        });
 
         let outage_cap = Duration::from_millis(config.consumer.outage_backoff_cap_ms);
-        let producer: FutureProducer = config
-            .kafka
-            .producer_config(&config.producer)?
-            .create()
+        let producer = todo_kafka::producer(&config.kafka.producer_config(&config.producer)?)
             .context("creating the dead-letter producer")?;
         let dead_letters = DeadLetters::new(
             producer,
@@ -102,40 +143,63 @@ impl Application {
             outage_cap,
             notifier,
         ));
-        let consumer = EventConsumer::start(
-            ConsumerSettings {
+        let running = RunningConsumer::default();
+        let consumer = ConsumerStart {
+            settings: ConsumerSettings {
                 client: config.kafka.client_config(&config.consumer.typed())?,
                 topics: topics.task_topics(),
+                group_id: config.consumer.group_id.clone(),
                 batch_size: config.consumer.batch_size,
                 drain_timeout: config.consumer.drain_timeout(),
                 lag_interval: Duration::from_millis(config.consumer.lag_interval_ms),
             },
             processor,
-        )
-        .context("starting the Kafka consumer")?;
-        tracing::info!(group = %config.consumer.group_id, topics = ?topics.task_topics(), "consumer subscribed");
+            database: database.clone(),
+            kafka: kafka.clone(),
+            running: running.clone(),
+        };
+
+        // Finish starting at once when the dependencies are there; never wait
+        // long for one that is not.
+        let (db_first, kafka_first) = tokio::join!(
+            database.wait_first_attempt(FIRST_ATTEMPT_WAIT),
+            kafka.wait_first_attempt(FIRST_ATTEMPT_WAIT)
+        );
+        for first in [db_first, kafka_first] {
+            if let Some(Err(why)) = first {
+                anyhow::bail!(why);
+            }
+        }
 
         let state = AppState {
             pool: pool.clone(),
-            kafka: consumer.probe(),
+            database: database.clone(),
+            kafka: KafkaProbe::new(kafka, running),
             metrics,
         };
+        let read_api = todo_runtime::http::when_up(
+            Router::new()
+                .merge(routes::audit::router())
+                .merge(routes::events::router())
+                .merge(routes::analytics::router()),
+            database,
+            || crate::error::ApiError::NotConnected.into_response(),
+        );
         let router = Router::new()
-            .merge(routes::audit::router())
-            .merge(routes::events::router())
-            .merge(routes::analytics::router())
+            .merge(read_api)
             .merge(routes::health::router())
+            .merge(routes::openapi::router())
             .with_state(state);
         let router = todo_runtime::http::with_common_layers(
             router,
             Duration::from_millis(config.request_timeout_ms),
         );
-        let listener = todo_runtime::http::bind(config.http_addr).await?;
         Ok(Self {
             listener,
             router,
             consumer,
             pool,
+            shutdown,
         })
     }
 
@@ -151,15 +215,49 @@ impl Application {
         self.local_addr().port()
     }
 
-    /// Serves until `cancel`; then stops the read API, drains and commits the
-    /// consumer, and closes the pool. Reports how each part ended.
+    /// Serves until `cancel` (or until a background task meets a condition
+    /// retrying cannot fix: then `Err` with that reason); then stops the read
+    /// API, drains and commits the consumer, and closes the pool. Reports how
+    /// each part ended.
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> anyhow::Result<()> {
-        let consumer = tokio::spawn(self.consumer.run_until_stopped(cancel.child_token()));
-        let served = todo_runtime::http::serve(self.listener, self.router, cancel.clone()).await;
-        cancel.cancel();
+        tracing::info!(addr = %self.local_addr(), "todo-event-service listening");
+        self.shutdown.follow(cancel);
+        let stop = self.shutdown.token();
+        let consumer = tokio::spawn(self.consumer.run(self.shutdown.clone()));
+        let served = todo_runtime::http::serve(self.listener, self.router, stop.clone()).await;
+        stop.cancel();
         let consumed = consumer.await.context("consumer task")?;
         tracing::info!(ok = consumed.is_ok(), "consumer stopped");
         self.pool.close().await;
-        served.and(consumed)
+        served.and(consumed).and(self.shutdown.outcome())
+    }
+}
+
+impl ConsumerStart {
+    /// Waits for PostgreSQL and Kafka, then consumes until the service stops.
+    async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let stop = shutdown.token();
+        let deps = async {
+            self.database
+                .wait_up()
+                .await
+                .and(self.kafka.wait_up().await)
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            ready = deps => if ready.is_err() { return Ok(()) },
+        }
+        let group = self.settings.group_id.clone();
+        let topics = self.settings.topics.clone();
+        let consumer = match EventConsumer::start(self.settings, self.processor) {
+            Ok(c) => c,
+            Err(e) => {
+                shutdown.fatal(format!("starting the Kafka consumer failed: {e:#}"));
+                return Ok(());
+            }
+        };
+        tracing::info!(%group, ?topics, "consumer subscribed");
+        self.running.set(&consumer);
+        consumer.run_until_stopped(stop.child_token()).await
     }
 }

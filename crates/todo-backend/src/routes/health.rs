@@ -20,34 +20,42 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Live: the process answers.
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "Alive")))]
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "Alive", body = Object, example = json!({"status": "ok"}))))]
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready: the database answers within a second.
+/// Ready: the database is reached, migrated, and answers within a second.
+/// Kafka is not part of it: the outbox keeps every write while Kafka is away,
+/// so the API serves without it. Its state is in the body, for people.
 #[utoipa::path(get, path = "/ready", tag = "operations",
-    responses((status = 200, description = "Database reachable"), (status = 503, description = "Database unreachable")))]
+    responses((status = 200, description = "The database is up; the body names each dependency's state", body = todo_api::openapi::ReadyReport),
+              (status = 503, description = "The database is down; the body names each dependency's state", body = todo_api::openapi::ReadyReport)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let ping = tokio::time::timeout(
-        Duration::from_secs(1),
-        sqlx::query("SELECT 1").execute(&state.pool),
-    )
-    .await;
-    match ping {
-        Ok(Ok(_)) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "database": "up" })),
-        ),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "database": "down" })),
-        ),
-    }
+    let db = state.database.is_up()
+        && tokio::time::timeout(
+            Duration::from_secs(1),
+            sqlx::query("SELECT 1").execute(&state.pool),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+    let body = json!({
+        "status": if db { "ready" } else { "unavailable" },
+        "database": if db { "up" } else { "down" },
+        "kafka": state.kafka.state().word(),
+    });
+    let status = if db {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
 }
 
 /// Prometheus exposition.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

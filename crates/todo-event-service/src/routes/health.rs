@@ -9,6 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::consumer::KafkaState;
 use crate::startup::AppState;
 
 /// `/health`, `/ready`, `/metrics`.
@@ -20,33 +21,63 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Live: the process answers.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "Alive", body = Object, example = json!({"status": "ok"}))))]
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready: the database and Kafka answer within a second.
+/// Ready: the read API can serve, i.e. the database is reached, migrated and
+/// answers within a second: 200, else 503. Kafka is reported apart in the
+/// body (`kafka`: `up`, `connecting` or `down`, with the last cause), and the
+/// status says `ready` when both are up, `degraded` when only the database
+/// is: consuming stalls without Kafka, but the read API does not, so Kafka
+/// does not take the service out of rotation. Consumer lag is the signal for
+/// a consumer that is not keeping up (docs/reliability.md).
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses((status = 200, description = "The database is up; the body names each dependency's state", body = todo_api::openapi::ReadyReport),
+              (status = 503, description = "The database is down; the body names each dependency's state", body = todo_api::openapi::ReadyReport)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let db = async {
-        tokio::time::timeout(
-            Duration::from_secs(1),
-            sqlx::query("SELECT 1").execute(&state.pool),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok())
+        state.database.is_up()
+            && tokio::time::timeout(
+                Duration::from_secs(1),
+                sqlx::query("SELECT 1").execute(&state.pool),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok())
     };
-    let kafka = state.kafka.ready(Duration::from_secs(1));
+    let kafka = state.kafka.state(Duration::from_secs(1));
     let (db, kafka) = tokio::join!(db, kafka);
-    let word = |up: bool| if up { "up" } else { "down" };
-    let body = json!({ "status": if db && kafka { "ready" } else { "unavailable" }, "database": word(db), "kafka": word(kafka) });
-    let status = if db && kafka {
+    let (kafka_word, kafka_error) = match kafka {
+        KafkaState::Up => ("up", None),
+        KafkaState::Connecting(e) => ("connecting", e),
+        KafkaState::Down(e) => ("down", e),
+    };
+    let status = match (db, kafka_word) {
+        (false, _) => "unavailable",
+        (true, "up") => "ready",
+        (true, _) => "degraded",
+    };
+    let mut body = json!({
+        "status": status,
+        "database": if db { "up" } else { "down" },
+        "kafka": kafka_word,
+    });
+    if let Some(e) = kafka_error {
+        body["kafka_error"] = json!(e);
+    }
+    let code = if db {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(body))
+    (code, Json(body))
 }
 
 /// Prometheus exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
