@@ -4,7 +4,6 @@
 //! one readable line on what retrying cannot fix.
 
 #[path = "api/helpers.rs"]
-#[allow(dead_code)]
 mod helpers;
 
 use helpers::*;

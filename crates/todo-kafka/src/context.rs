@@ -23,6 +23,9 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct BrokerErrors {
     last: Mutex<Option<Cause>>,
     logged: Mutex<Option<Instant>>,
+    /// Record only: the owner reports the cause itself (provisioning does, in
+    /// its one line per attempt).
+    quiet: bool,
 }
 
 /// One problem librdkafka reported.
@@ -59,6 +62,11 @@ impl BrokerErrors {
                     reason: reason.to_owned(),
                 });
             }
+        }
+        // "N/N brokers are down" adds nothing to the cause already logged,
+        // and the consumer reports it as a consumer error too.
+        if self.quiet || summary_only {
+            return;
         }
         let mut logged = self.logged.lock().expect("log lock");
         if logged.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
@@ -100,6 +108,18 @@ impl BrokerErrors {
 pub struct KafkaContext {
     /// What the client met.
     pub errors: BrokerErrors,
+}
+
+impl KafkaContext {
+    /// A context that records what librdkafka reports without logging it.
+    pub fn quiet() -> Self {
+        Self {
+            errors: BrokerErrors {
+                quiet: true,
+                ..Default::default()
+            },
+        }
+    }
 }
 
 impl ClientContext for KafkaContext {

@@ -154,13 +154,13 @@ pub async fn provision_topics(
 ) -> Result<ProvisionReport, ProvisionError> {
     let unreachable = |error| ProvisionError::Unreachable { error, cause: None };
     let admin: AdminClient<KafkaContext> = client
-        .create_with_context(KafkaContext::default())
+        .create_with_context(KafkaContext::quiet())
         .map_err(unreachable)?;
     // NB: an admin client never serves librdkafka's log and error events; a
     // polled client of its own asks for the metadata and records the cause.
     let probe: Arc<BaseProducer<KafkaContext>> = Arc::new(
         client
-            .create_with_context(KafkaContext::default())
+            .create_with_context(KafkaContext::quiet())
             .map_err(unreachable)?,
     );
     let attempt = provision_with(&admin, probe.clone(), topics, settings);
