@@ -20,6 +20,9 @@ use crate::startup::AppState;
         super::audit::task_audit,
         super::events::recent,
         super::analytics::summary,
+        super::health::health,
+        super::health::ready,
+        super::health::metrics,
     ),
     components(schemas(
         crate::store::AuditEntry,
@@ -62,7 +65,14 @@ mod tests {
     fn every_route_is_described_and_every_error_answer_is_a_problem_document() {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
         let paths = doc["paths"].as_object().unwrap();
-        for p in ["/audit/tasks/{id}", "/events", "/analytics/summary"] {
+        for p in [
+            "/audit/tasks/{id}",
+            "/events",
+            "/analytics/summary",
+            "/health",
+            "/ready",
+            "/metrics",
+        ] {
             assert!(paths.contains_key(p), "{p}");
         }
         for (path, item) in paths.iter().filter(|(p, _)| *p != "/ready") {
