@@ -14,7 +14,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use todo_kafka::TopicNames;
 use todo_runtime::db::Database;
-use todo_runtime::dependency::{connect_backoff, Dependency, Shutdown};
+use todo_runtime::dependency::{wait_first_attempts, Dependency, Shutdown};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -38,10 +38,6 @@ pub struct AppState {
     /// Metrics exposition.
     pub metrics: PrometheusHandle,
 }
-
-/// How long a starting service waits for a dependency's first connection
-/// attempt before it serves without it (and keeps trying in the background).
-pub const FIRST_ATTEMPT_WAIT: Duration = Duration::from_secs(5);
 
 /// The migrations of the event store, embedded.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -80,30 +76,17 @@ impl Application {
             config.database_max_connections,
             Duration::from_millis(config.database_acquire_timeout_ms),
         );
-        let database = db.dependency();
         let kafka = Dependency::new("Kafka", config.kafka.bootstrap_servers.clone());
         let listener = todo_runtime::http::bind(config.http_addr).await?;
-
-        shutdown.spawn_connecting({
-            let (database, cancel) = (database.clone(), shutdown.token());
-            async move {
-                database
-                    .connect(connect_backoff(), &cancel, || {
-                        let db = db.clone();
-                        async move { db.migrate_once(&MIGRATOR, true).await }
-                    })
-                    .await
-            }
-        });
+        let database = db.migrate_in_background(&MIGRATOR, true, &shutdown);
         let topics = TopicNames::new(config.kafka.topic_prefix.clone());
-        shutdown.spawn_connecting({
-            let (kafka, cancel) = (kafka.clone(), shutdown.token());
-            let admin_cfg = config.kafka.client_config(&[])?;
-            let (all, settings) = (topics.all(), config.topics.clone());
-            async move {
-                todo_kafka::provision_until_done(&admin_cfg, &all, &settings, &kafka, &cancel).await
-            }
-        });
+        todo_kafka::provision_in_background(
+            config.kafka.client_config(&[])?,
+            topics.all(),
+            config.topics.clone(),
+            &kafka,
+            &shutdown,
+        );
 
         let outage_cap = Duration::from_millis(config.consumer.outage_backoff_cap_ms);
         let producer = todo_kafka::producer(&config.kafka.producer_config(&config.producer)?)
@@ -161,15 +144,7 @@ impl Application {
 
         // Finish starting at once when the dependencies are there; never wait
         // long for one that is not.
-        let (db_first, kafka_first) = tokio::join!(
-            database.wait_first_attempt(FIRST_ATTEMPT_WAIT),
-            kafka.wait_first_attempt(FIRST_ATTEMPT_WAIT)
-        );
-        for first in [db_first, kafka_first] {
-            if let Some(Err(why)) = first {
-                anyhow::bail!(why);
-            }
-        }
+        wait_first_attempts(&[&database, &kafka]).await?;
 
         let state = AppState {
             pool: pool.clone(),

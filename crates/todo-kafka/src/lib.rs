@@ -16,5 +16,7 @@ pub use config::{ConfigError, KafkaArgs, ProducerArgs, Secret};
 pub use context::{producer, KafkaContext, Producer};
 pub use errors::is_retriable;
 pub use message::headers_as_strings;
-pub use provision::{provision_topics, provision_until_done, ProvisionError, TopicSettings};
+pub use provision::{
+    provision_in_background, provision_topics, provision_until_done, ProvisionError, TopicSettings,
+};
 pub use topics::TopicNames;

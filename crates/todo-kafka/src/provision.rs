@@ -11,7 +11,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, Producer as _};
 use rdkafka::ClientConfig;
-use todo_runtime::dependency::{AttemptError, Dependency};
+use todo_runtime::dependency::{AttemptError, Dependency, Shutdown};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::KafkaContext;
@@ -285,6 +285,22 @@ fn fetch_metadata(
             }
         }
     }
+}
+
+/// Starts [`provision_until_done`] in the background; the service stops
+/// (through `shutdown`) when retrying cannot help. `kafka` says when the
+/// topics exist.
+pub fn provision_in_background(
+    client: ClientConfig,
+    topics: Vec<String>,
+    settings: TopicSettings,
+    kafka: &Dependency,
+    shutdown: &Shutdown,
+) {
+    let (kafka, cancel) = (kafka.clone(), shutdown.token());
+    shutdown.spawn_connecting(async move {
+        provision_until_done(&client, &topics, &settings, &kafka, &cancel).await
+    });
 }
 
 /// Provisions `topics` in the background of a starting service: retries while

@@ -32,6 +32,18 @@ pub fn is_outage(e: &sqlx::Error) -> bool {
     }
 }
 
+/// True when `database` was reached and migrated, and `pool` answers a query
+/// within a second: what `/ready` asks of PostgreSQL.
+pub async fn answers(database: &Dependency, pool: &PgPool) -> bool {
+    database.is_up()
+        && tokio::time::timeout(
+            Duration::from_secs(1),
+            sqlx::query("SELECT 1").execute(pool),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
 /// A parsed database URL: what to connect with, and how to name it in logs
 /// (host, port and database; never the password).
 #[derive(Clone, Debug)]
@@ -81,6 +93,28 @@ impl Database {
     /// A [`Dependency`] named PostgreSQL at this database.
     pub fn dependency(&self) -> Dependency {
         Dependency::new("PostgreSQL", self.target.clone())
+    }
+
+    /// Connects and migrates in the background, retrying while the database
+    /// is unreachable; the service stops (through `shutdown`) on what retrying
+    /// cannot fix. The returned dependency says when the schema is ready.
+    pub fn migrate_in_background(
+        &self,
+        migrator: &'static Migrator,
+        create: bool,
+        shutdown: &crate::dependency::Shutdown,
+    ) -> Dependency {
+        let database = self.dependency();
+        let (db, dependency, cancel) = (self.clone(), database.clone(), shutdown.token());
+        shutdown.spawn_connecting(async move {
+            dependency
+                .connect(crate::dependency::connect_backoff(), &cancel, || {
+                    let db = db.clone();
+                    async move { db.migrate_once(migrator, create).await }
+                })
+                .await
+        });
+        database
     }
 
     /// One attempt to connect and run `migrator` over a connection of its own,

@@ -220,6 +220,29 @@ impl Dependency {
     }
 }
 
+/// How long a starting service waits for a dependency's first connection
+/// attempt before it serves without it (and keeps trying in the background).
+pub const FIRST_ATTEMPT_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits, at most [`FIRST_ATTEMPT_WAIT`], for the first connection attempt of
+/// every dependency: a starting service finishes its setup at once when they
+/// are there, never waits long for one that is not, and fails when one has
+/// already failed for good.
+pub async fn wait_first_attempts(dependencies: &[&Dependency]) -> anyhow::Result<()> {
+    let firsts = futures::future::join_all(
+        dependencies
+            .iter()
+            .map(|d| d.wait_first_attempt(FIRST_ATTEMPT_WAIT)),
+    )
+    .await;
+    for first in firsts {
+        if let Some(Err(why)) = first {
+            anyhow::bail!(why);
+        }
+    }
+    Ok(())
+}
+
 /// The backoff of background connection attempts: 250 ms doubling to 5 s, so
 /// a dependency that comes back is noticed within about 5 s.
 pub fn connect_backoff() -> Backoff {

@@ -71,6 +71,30 @@ impl ServiceProcess {
         .await
     }
 
+    /// Asserts that the process said, in one line, that `dependency` is
+    /// unreachable at `target` because the connection was refused, and that
+    /// it keeps running with no backtrace in its output.
+    pub async fn assert_reports_refused(&mut self, dependency: &str, target: &str) {
+        let wanted = format!("{dependency} unreachable at {target}");
+        let line = self
+            .wait_for_line(Duration::from_secs(60), |l| l.contains(&wanted))
+            .await
+            .unwrap_or_else(|| panic!("no line with {wanted:?}: {:#?}", self.output()));
+        assert!(
+            line.to_lowercase().contains("connection refused"),
+            "the line names the cause: {line}"
+        );
+        assert!(
+            self.is_running(),
+            "an unreachable peer never stops the process"
+        );
+        let output = self.output().join("\n");
+        assert!(
+            !output.contains("stack backtrace") && !output.contains("Caused by:"),
+            "{output}"
+        );
+    }
+
     /// Waits until `GET path` answers at all; returns its status.
     pub async fn wait_for_http(&self, path: &str, timeout: Duration) -> Option<u16> {
         let client = reqwest::Client::new();

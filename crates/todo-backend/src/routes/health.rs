@@ -1,7 +1,5 @@
 //! Liveness, readiness and metrics.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -33,13 +31,7 @@ pub async fn health() -> Json<Value> {
     responses((status = 200, description = "The database is up; the body names each dependency's state", body = todo_api::openapi::ReadyReport),
               (status = 503, description = "The database is down; the body names each dependency's state", body = todo_api::openapi::ReadyReport)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let db = state.database.is_up()
-        && tokio::time::timeout(
-            Duration::from_secs(1),
-            sqlx::query("SELECT 1").execute(&state.pool),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let db = todo_runtime::db::answers(&state.database, &state.pool).await;
     let body = json!({
         "status": if db { "ready" } else { "unavailable" },
         "database": if db { "up" } else { "down" },

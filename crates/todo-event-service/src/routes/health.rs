@@ -38,15 +38,7 @@ pub async fn health() -> Json<Value> {
     responses((status = 200, description = "The database is up; the body names each dependency's state", body = todo_api::openapi::ReadyReport),
               (status = 503, description = "The database is down; the body names each dependency's state", body = todo_api::openapi::ReadyReport)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let db = async {
-        state.database.is_up()
-            && tokio::time::timeout(
-                Duration::from_secs(1),
-                sqlx::query("SELECT 1").execute(&state.pool),
-            )
-            .await
-            .is_ok_and(|r| r.is_ok())
-    };
+    let db = todo_runtime::db::answers(&state.database, &state.pool);
     let kafka = state.kafka.state(Duration::from_secs(1));
     let (db, kafka) = tokio::join!(db, kafka);
     let (kafka_word, kafka_error) = match kafka {
