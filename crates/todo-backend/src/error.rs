@@ -1,9 +1,9 @@
 //! The API's one error type and its `application/problem+json` form (RFC 9457).
 //! Internal errors are logged once, with their cause chain, and never sent.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+pub use todo_api::Problem;
 
 use crate::domain::FieldError;
 
@@ -91,8 +91,10 @@ impl ApiError {
                 format!("the body is not valid JSON: {d}"),
                 vec![],
             ),
-            ApiError::BadRequest(errs) => ("invalid-parameter", summary(errs), errs.clone()),
-            ApiError::Validation(errs) => ("validation", summary(errs), errs.clone()),
+            ApiError::BadRequest(errs) => {
+                ("invalid-parameter", Problem::summary(errs), errs.clone())
+            }
+            ApiError::Validation(errs) => ("validation", Problem::summary(errs), errs.clone()),
             ApiError::PayloadTooLarge { limit } => (
                 "payload-too-large",
                 format!("the body is larger than {limit} bytes"),
@@ -124,37 +126,8 @@ impl ApiError {
             ),
             ApiError::Internal(_) => ("internal", "an internal error occurred".into(), vec![]),
         };
-        Problem {
-            r#type: format!("urn:todo:problem:{kind}"),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail,
-            errors,
-        }
+        Problem::new(status, kind, detail, errors)
     }
-}
-
-fn summary(errs: &[FieldError]) -> String {
-    errs.iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// An RFC 9457 problem document.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Problem {
-    /// A URN naming the kind of problem.
-    pub r#type: String,
-    /// The status's reason phrase.
-    pub title: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// What went wrong, for a person.
-    pub detail: String,
-    /// The offending fields, when there are any.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
 }
 
 impl IntoResponse for ApiError {
@@ -164,12 +137,6 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(e) => tracing::warn!(error = %e, "database unavailable"),
             _ => {}
         }
-        let problem = self.problem();
-        let mut resp = (self.status_code(), axum::Json(problem)).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        resp
+        self.problem().into_response()
     }
 }

@@ -2,9 +2,9 @@
 //! (RFC 9457). Internal errors are logged once, with their cause chain, and
 //! never sent.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use todo_api::{FieldError, Problem};
 
 /// `Result` with the API error.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -44,19 +44,6 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// An RFC 9457 problem document.
-#[derive(Debug, Serialize)]
-pub struct Problem {
-    /// A URN naming the kind of problem.
-    pub r#type: String,
-    /// The status's reason phrase.
-    pub title: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// What went wrong, for a person.
-    pub detail: String,
-}
-
 impl ApiError {
     /// The HTTP status for this error.
     pub fn status_code(&self) -> StatusCode {
@@ -72,7 +59,13 @@ impl ApiError {
         let status = self.status_code();
         let (kind, detail) = match self {
             ApiError::BadRequest { field, message } => {
-                ("invalid-parameter", format!("{field}: {message}"))
+                let errors = vec![FieldError::new(*field, message.clone())];
+                return Problem::new(
+                    status,
+                    "invalid-parameter",
+                    Problem::summary(&errors),
+                    errors,
+                );
             }
             ApiError::TaskNotFound(id) => (
                 "not-found",
@@ -88,12 +81,7 @@ impl ApiError {
             ),
             ApiError::Internal(_) => ("internal", "an internal error occurred".into()),
         };
-        Problem {
-            r#type: format!("urn:todo:problem:{kind}"),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail,
-        }
+        Problem::new(status, kind, detail, vec![])
     }
 }
 
@@ -104,11 +92,6 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(e) => tracing::warn!(error = %e, "database unavailable"),
             _ => {}
         }
-        let mut resp = (self.status_code(), axum::Json(self.problem())).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        resp
+        self.problem().into_response()
     }
 }

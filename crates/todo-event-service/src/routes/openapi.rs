@@ -14,7 +14,7 @@ use crate::startup::AppState;
         description = "The read API of the service that consumes the task events \
             (docs/asyncapi.yaml): each task's audit trail, the latest events, analytics. \
             Every error answer is an `application/problem+json` document (RFC 9457) \
-            whose `detail` names the offending parameter."
+            whose `errors` names the offending parameter."
     ),
     paths(
         super::audit::task_audit,
