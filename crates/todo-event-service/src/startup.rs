@@ -13,8 +13,9 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use todo_kafka::TopicNames;
-use todo_runtime::db::Database;
-use todo_runtime::dependency::{wait_first_attempts, Dependency, Shutdown};
+use todo_runtime::dependency::{
+    wait_first_attempts, Dependency, Foundation, FoundationSettings, Shutdown,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -70,15 +71,23 @@ impl Application {
     /// partitions than configured.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let metrics = crate::metrics::install();
-        let shutdown = Shutdown::new();
-        let db = Database::parse(config.database_url.expose()).context("EVENT_DATABASE_URL")?;
-        let pool = db.lazy_pool(
-            config.database_max_connections,
-            Duration::from_millis(config.database_acquire_timeout_ms),
-        );
-        let kafka = Dependency::new("Kafka", config.kafka.bootstrap_servers.clone());
-        let listener = todo_runtime::http::bind(config.http_addr).await?;
-        let database = db.migrate_in_background(&MIGRATOR, true, &shutdown);
+        let Foundation {
+            shutdown,
+            listener,
+            pool,
+            database,
+            kafka,
+        } = Foundation::lay(FoundationSettings {
+            url_setting: "EVENT_DATABASE_URL",
+            database_url: config.database_url.expose(),
+            max_connections: config.database_max_connections,
+            acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
+            migrator: &MIGRATOR,
+            create_database: true,
+            kafka_bootstrap: &config.kafka.bootstrap_servers,
+            http_addr: config.http_addr,
+        })
+        .await?;
         let topics = TopicNames::new(config.kafka.topic_prefix.clone());
         todo_kafka::provision_in_background(
             config.kafka.client_config(&[])?,

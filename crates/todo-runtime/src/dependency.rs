@@ -243,6 +243,63 @@ pub async fn wait_first_attempts(dependencies: &[&Dependency]) -> anyhow::Result
     Ok(())
 }
 
+/// What both services lay first when they start: the shutdown, the bound
+/// listener, a lazy pool on a database that is migrated in the background,
+/// and the Kafka dependency (provisioned by the caller, which knows its
+/// topics).
+pub struct Foundation {
+    /// How the service stops.
+    pub shutdown: Shutdown,
+    /// The bound listener.
+    pub listener: tokio::net::TcpListener,
+    /// Connects on first use.
+    pub pool: sqlx::PgPool,
+    /// PostgreSQL: reached and migrated yet?
+    pub database: Dependency,
+    /// Kafka: reached and provisioned yet?
+    pub kafka: Dependency,
+}
+
+/// Where a service's foundation comes from.
+pub struct FoundationSettings<'a> {
+    /// The setting the URL comes from, for the error of a malformed one.
+    pub url_setting: &'static str,
+    /// The database URL.
+    pub database_url: &'a str,
+    /// Connections in the pool.
+    pub max_connections: u32,
+    /// How long a query waits for a connection.
+    pub acquire_timeout: Duration,
+    /// The migrations.
+    pub migrator: &'static sqlx::migrate::Migrator,
+    /// Create the database when it is missing.
+    pub create_database: bool,
+    /// Kafka's bootstrap servers.
+    pub kafka_bootstrap: &'a str,
+    /// The HTTP address.
+    pub http_addr: std::net::SocketAddr,
+}
+
+impl Foundation {
+    /// Parses the database URL, binds the listener and starts migrating in
+    /// the background. Fails only on a malformed URL or a port in use.
+    pub async fn lay(s: FoundationSettings<'_>) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let shutdown = Shutdown::new();
+        let db = crate::db::Database::parse(s.database_url).context(s.url_setting)?;
+        let pool = db.lazy_pool(s.max_connections, s.acquire_timeout);
+        let listener = crate::http::bind(s.http_addr).await?;
+        let database = db.migrate_in_background(s.migrator, s.create_database, &shutdown);
+        Ok(Self {
+            shutdown,
+            listener,
+            pool,
+            database,
+            kafka: Dependency::new("Kafka", s.kafka_bootstrap),
+        })
+    }
+}
+
 /// The backoff of background connection attempts: 250 ms doubling to 5 s, so
 /// a dependency that comes back is noticed within about 5 s.
 pub fn connect_backoff() -> Backoff {

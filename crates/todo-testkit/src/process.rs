@@ -95,6 +95,27 @@ impl ServiceProcess {
         );
     }
 
+    /// Waits for the process to exit by itself with code 1 and returns the
+    /// one line it printed to say why ("NAME: what was tried: what failed").
+    /// Panics when it does not exit, exits otherwise, or says it in more or
+    /// fewer than one line, or with a backtrace.
+    pub async fn expect_fatal_line(&mut self, name: &str) -> String {
+        let code = self.wait_exit(Duration::from_secs(60)).await;
+        assert_eq!(code, Some(1), "output: {:#?}", self.output());
+        let prefix = format!("{name}: ");
+        // The output is read by tasks of their own: let them catch up.
+        self.wait_for_line(Duration::from_secs(5), |l| l.starts_with(&prefix))
+            .await;
+        let output = self.output();
+        let lines: Vec<&String> = output.iter().filter(|l| l.starts_with(&prefix)).collect();
+        assert_eq!(lines.len(), 1, "one line says why: {output:#?}");
+        assert!(
+            !output.iter().any(|l| l.contains("stack backtrace")),
+            "{output:#?}"
+        );
+        lines[0].clone()
+    }
+
     /// Waits until `GET path` answers at all; returns its status.
     pub async fn wait_for_http(&self, path: &str, timeout: Duration) -> Option<u16> {
         let client = reqwest::Client::new();
