@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::{Header, OpenApi, RefOr};
+use utoipa::openapi::{ContentBuilder, Header, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::ToSchema;
 
 use crate::problem::PROBLEM_JSON;
@@ -49,6 +49,29 @@ pub fn errors_are_problems(doc: &mut OpenApi) {
                     response.content.insert(PROBLEM_JSON.to_owned(), content);
                 }
             }
+        }
+    }
+}
+
+/// The answers every operation tagged `tag` can give whatever it does, each a
+/// problem document: `(status, description)`. Listed here once rather than
+/// on every handler.
+pub fn problems_on_every_operation(doc: &mut OpenApi, tag: &str, answers: &[(u16, &str)]) {
+    for op in operations_mut(doc) {
+        if !op.tags.iter().flatten().any(|t| t == tag) {
+            continue;
+        }
+        for (status, description) in answers {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build();
+            let answer = ResponseBuilder::new()
+                .description(*description)
+                .content(PROBLEM_JSON, content)
+                .build();
+            op.responses
+                .responses
+                .insert(status.to_string(), RefOr::T(answer));
         }
     }
 }

@@ -55,6 +55,21 @@ struct SharedAnswers;
 impl Modify for SharedAnswers {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         todo_api::openapi::errors_are_problems(doc);
+        todo_api::openapi::problems_on_every_operation(
+            doc,
+            "tasks",
+            &[
+                (
+                    401,
+                    "No valid Bearer token (only when authentication is on)",
+                ),
+                (500, "Internal error (a bug; logged)"),
+                (
+                    503,
+                    "The database is unavailable or not reached yet; retry shortly",
+                ),
+            ],
+        );
         // NB: utoipa 5.5 writes `#[schema(min_properties = 1)]` as
         // `maxProperties: 1`, so the rule "at least one field" is set here.
         if let Some(RefOr::T(Schema::Object(update))) = doc

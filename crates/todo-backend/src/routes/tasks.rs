@@ -160,12 +160,9 @@ fn parse_both<A, B>(
     responses((status = 201, description = "Created", body = Task,
             headers(("Location" = String, description = "`/tasks/{id}` of the new task"))),
         (status = 400, description = "The body is not valid JSON", body = Problem),
-        (status = 401, description = "No valid Bearer token (only when authentication is on)", body = Problem),
         (status = 413, description = "Body over 64 KiB", body = Problem),
         (status = 415, description = "Body not sent as application/json", body = Problem),
-        (status = 422, description = "A field is missing, unknown, mistyped or breaks its rule; `errors` names each", body = Problem),
-        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
-        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
+        (status = 422, description = "A field is missing, unknown, mistyped or breaks its rule; `errors` names each", body = Problem)))]
 pub async fn create_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -196,10 +193,7 @@ pub async fn create_task(
 /// List tasks, optionally by status, in pages.
 #[utoipa::path(get, path = "/tasks", params(ListQuery), tag = "tasks",
     responses((status = 200, description = "A page of tasks in id order", body = TaskPage),
-        (status = 400, description = "A query parameter is invalid or unknown; `errors` names each", body = Problem),
-        (status = 401, description = "No valid Bearer token (only when authentication is on)", body = Problem),
-        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
-        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
+        (status = 400, description = "A query parameter is invalid or unknown; `errors` names each", body = Problem)))]
 pub async fn list_tasks(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -256,10 +250,7 @@ pub async fn list_tasks(
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(TaskIdParam),
     responses((status = 200, description = "The task", body = Task),
         (status = 400, description = "`id` is not a positive 64-bit integer", body = Problem),
-        (status = 401, description = "No valid Bearer token (only when authentication is on)", body = Problem),
-        (status = 404, description = "No such task (for this user)", body = Problem),
-        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
-        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
+        (status = 404, description = "No such task (for this user)", body = Problem)))]
 pub async fn get_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -277,14 +268,11 @@ pub async fn get_task(
 #[utoipa::path(put, path = "/tasks/{id}", request_body = UpdateTask, tag = "tasks", params(TaskIdParam),
     responses((status = 200, description = "The task after the change", body = Task),
         (status = 400, description = "`id` is invalid, or the body is not valid JSON", body = Problem),
-        (status = 401, description = "No valid Bearer token (only when authentication is on)", body = Problem),
         (status = 404, description = "No such task (for this user)", body = Problem),
         (status = 409, description = "Other changes to the task kept winning; retry", body = Problem),
         (status = 413, description = "Body over 64 KiB", body = Problem),
         (status = 415, description = "Body not sent as application/json", body = Problem),
-        (status = 422, description = "A field is missing, unknown, mistyped or breaks its rule; `errors` names each", body = Problem),
-        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
-        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
+        (status = 422, description = "A field is missing, unknown, mistyped or breaks its rule; `errors` names each", body = Problem)))]
 pub async fn update_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -329,11 +317,8 @@ pub async fn update_task(
 #[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(TaskIdParam),
     responses((status = 204, description = "Deleted"),
         (status = 400, description = "`id` is not a positive 64-bit integer", body = Problem),
-        (status = 401, description = "No valid Bearer token (only when authentication is on)", body = Problem),
         (status = 404, description = "No such task (for this user)", body = Problem),
-        (status = 409, description = "Other changes to the task kept winning; retry", body = Problem),
-        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
-        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
+        (status = 409, description = "Other changes to the task kept winning; retry", body = Problem)))]
 pub async fn delete_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -358,11 +343,8 @@ pub async fn delete_task(
 #[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", params(TaskIdParam),
     responses((status = 200, description = "The task, complete", body = Task),
         (status = 400, description = "`id` is not a positive 64-bit integer", body = Problem),
-        (status = 401, description = "No valid Bearer token (only when authentication is on)", body = Problem),
         (status = 404, description = "No such task (for this user)", body = Problem),
-        (status = 409, description = "Other changes to the task kept winning; retry", body = Problem),
-        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
-        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
+        (status = 409, description = "Other changes to the task kept winning; retry", body = Problem)))]
 pub async fn complete_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,

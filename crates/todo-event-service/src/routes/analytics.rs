@@ -38,9 +38,7 @@ pub struct SummaryQuery {
 #[utoipa::path(get, path = "/analytics/summary", tag = "analytics", params(SummaryQuery),
     responses(
         (status = 200, description = "The summary", body = Summary),
-        (status = 400, description = "A query parameter is invalid or unknown; `errors` names it", body = Problem),
-        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
-        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
+        (status = 400, description = "A query parameter is invalid or unknown; `errors` names it", body = Problem)))]
 pub async fn summary(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,

@@ -46,9 +46,7 @@ pub struct TaskIdParam {
     responses(
         (status = 200, description = "The task's history", body = TaskAudit),
         (status = 400, description = "`id` is not a positive 64-bit integer", body = Problem),
-        (status = 404, description = "No event of this task was processed", body = Problem),
-        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
-        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
+        (status = 404, description = "No event of this task was processed", body = Problem)))]
 pub async fn task_audit(
     State(state): State<AppState>,
     // NB: not `Path<String>`, which utoipa would list as a second `id`.

@@ -39,9 +39,7 @@ pub struct RecentQuery {
 #[utoipa::path(get, path = "/events", tag = "audit", params(RecentQuery),
     responses(
         (status = 200, description = "Events, newest first", body = Vec<AuditEntry>),
-        (status = 400, description = "A query parameter is invalid or unknown; `errors` names it", body = Problem),
-        (status = 500, description = "Internal error (a bug; logged)", body = Problem),
-        (status = 503, description = "The database is unavailable; retry shortly", body = Problem)))]
+        (status = 400, description = "A query parameter is invalid or unknown; `errors` names it", body = Problem)))]
 pub async fn recent(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,

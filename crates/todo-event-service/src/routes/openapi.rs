@@ -49,6 +49,19 @@ struct ErrorsAreProblems;
 impl Modify for ErrorsAreProblems {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         todo_api::openapi::errors_are_problems(doc);
+        for tag in ["audit", "analytics"] {
+            todo_api::openapi::problems_on_every_operation(
+                doc,
+                tag,
+                &[
+                    (500, "Internal error (a bug; logged)"),
+                    (
+                        503,
+                        "The database is unavailable or not reached yet; retry shortly",
+                    ),
+                ],
+            );
+        }
     }
 }
 
