@@ -5,7 +5,6 @@ images), so what can be checked is checked here."""
 from __future__ import annotations
 
 import re
-import subprocess
 
 import tomllib
 
@@ -42,12 +41,11 @@ def test_the_image_builds_and_ships_the_release_binaries_of_both_services_and_to
         manifest = tomllib.loads((ROOT / "crates" / b / "Cargo.toml").read_text())
         assert manifest["package"]["name"] == b
         assert f"/out/{b}" in text
-    assert "COPY deploy/docker/todo-migrate /usr/local/bin/todo-migrate" in text
 
 
 def test_every_command_in_the_chart_is_a_program_in_the_image():
     text = _dockerfile()
-    shipped = {f"/usr/local/bin/{b}" for b in BINARIES | {"todo-migrate"}}
+    shipped = {f"/usr/local/bin/{b}" for b in BINARIES} | {"--migrate-only"}
     assert all(b in text for b in BINARIES)
     for name in ("local", "doks", "external"):
         for w in objects(name):
@@ -65,7 +63,3 @@ def test_the_image_exposes_the_ports_of_the_chart_and_of_the_crates():
     assert ports == {v["backend"]["port"], v["eventService"]["port"]}
     assert v["backend"]["port"] == _default_port("todo-backend")
     assert v["eventService"]["port"] == _default_port("todo-event-service")
-
-
-def test_the_migration_wrapper_is_valid_bash():
-    subprocess.run(["bash", "-n", str(ROOT / "deploy" / "docker" / "todo-migrate")], check=True)

@@ -1,6 +1,6 @@
-"""The migration Job's wrapper (deploy/docker/todo-migrate) against the real binaries
-and the local PostgreSQL (and Kafka, for the event service) of `./dev up --infra`.
-The database URLs carry no password and PGPASSWORD supplies it, as in the chart."""
+"""The migration Job's command (each binary with --migrate-only) against the real
+binaries and the local PostgreSQL of `./dev up --infra`. The database URLs carry no
+password and PGPASSWORD supplies it, as in the chart."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 from conftest import BIN_DIR, ROOT
 
 pytestmark = pytest.mark.stack
-WRAPPER = ROOT / "deploy" / "docker" / "todo-migrate"
 
 
 def _local():
@@ -41,7 +40,11 @@ def _free_port():
 def _migrate(binary, env, timeout=180):
     base = {"PATH": os.environ["PATH"], "HTTP_ADDR": f"127.0.0.1:{_free_port()}", "LOG_FORMAT": "json"}
     return subprocess.run(
-        [str(WRAPPER), str(BIN_DIR / binary)], env={**base, **env}, capture_output=True, text=True, timeout=timeout
+        [str(BIN_DIR / binary), "--migrate-only"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -58,10 +61,10 @@ def test_the_backends_migrations_run_once_and_the_process_stops():
     db = f"test_deploy_{uuid.uuid4().hex[:12]}"
     _psql("postgres", f"create database {db}")
     try:
-        env = {"DATABASE_URL": _url_without_password(db), "PGPASSWORD": _local()[3], "RELAY_ENABLED": "false"}
+        env = {"DATABASE_URL": _url_without_password(db), "PGPASSWORD": _local()[3]}
         first = _migrate("todo-backend", env)
         assert first.returncode == 0, first.stdout + first.stderr
-        assert "its migrations ran" in first.stdout
+        assert "migrations applied" in first.stdout
         applied = int(_psql(db, "select count(*) from _sqlx_migrations where success"))
         assert applied == _migration_files("todo-backend") > 0
         again = _migrate("todo-backend", env)
@@ -71,16 +74,13 @@ def test_the_backends_migrations_run_once_and_the_process_stops():
         _psql("postgres", f"drop database if exists {db} with (force)")
 
 
-def test_the_event_store_is_created_and_migrated_with_kafka_isolated_by_prefix_and_group():
+def test_the_event_store_is_created_and_migrated_without_kafka():
     db = f"test_deploy_es_{uuid.uuid4().hex[:12]}"
-    run = f"t-deploy-{uuid.uuid4().hex[:8]}"
     env = {
         "EVENT_DATABASE_URL": _url_without_password(db),
         "PGPASSWORD": _local()[3],
-        "KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
-        "KAFKA_TOPIC_PREFIX": f"{run}.",
-        "KAFKA_GROUP_ID": run,
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/"),
+        # Nothing listens there: migrating needs no broker.
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{_free_port()}",
     }
     try:
         done = _migrate("todo-event-service", env)
@@ -91,8 +91,8 @@ def test_the_event_store_is_created_and_migrated_with_kafka_isolated_by_prefix_a
         _psql("postgres", f"drop database if exists {db} with (force)")
 
 
-def test_a_service_that_cannot_start_fails_the_job():
-    env = {"DATABASE_URL": _url_without_password("todo"), "PGPASSWORD": "not-the-password", "RELAY_ENABLED": "false"}
+def test_bad_credentials_fail_the_job_with_one_line():
+    env = {"DATABASE_URL": _url_without_password("todo"), "PGPASSWORD": "not-the-password"}
     failed = _migrate("todo-backend", env, timeout=120)
-    assert failed.returncode != 0
-    assert "exited" in failed.stderr and "before it was ready" in failed.stderr
+    assert failed.returncode == 1
+    assert "password authentication failed" in failed.stderr.strip().splitlines()[-1]

@@ -59,6 +59,14 @@ pub struct Config {
     /// Log format: text or json.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Run the database migrations (waiting for the database if needed), then
+    /// exit: the once-per-release step before a rollout (a Kubernetes Job).
+    #[arg(long, env = "MIGRATE_ONLY")]
+    pub migrate_only: bool,
+    /// Do not migrate at start: wait until another process (a
+    /// `--migrate-only` Job) has brought the schema to this binary's version.
+    #[arg(long, env = "SKIP_MIGRATIONS")]
+    pub skip_migrations: bool,
     /// Relay settings.
     #[command(flatten)]
     pub relay: RelayArgs,

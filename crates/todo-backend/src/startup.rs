@@ -14,6 +14,7 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use todo_kafka::TopicNames;
+use todo_runtime::db::Schema;
 use todo_runtime::dependency::{
     wait_first_attempts, Dependency, Foundation, FoundationSettings, Shutdown,
 };
@@ -60,6 +61,15 @@ pub struct AppState {
 /// The migrations, embedded.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// `--migrate-only`: runs the migrations, waiting for the database while it
+/// is unreachable, and returns.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    todo_runtime::db::Database::parse(config.database_url.expose())
+        .context("DATABASE_URL")?
+        .migrate(&MIGRATOR, false)
+        .await
+}
+
 /// A built, not yet running, backend.
 pub struct Application {
     listener: TcpListener,
@@ -91,7 +101,11 @@ impl Application {
             max_connections: config.database_max_connections,
             acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
             migrator: &MIGRATOR,
-            create_database: false,
+            schema: if config.skip_migrations {
+                Schema::Expect
+            } else {
+                Schema::Migrate { create: false }
+            },
             kafka_bootstrap: &config.kafka.bootstrap_servers,
             http_addr: config.http_addr,
         })

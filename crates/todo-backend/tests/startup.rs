@@ -174,3 +174,41 @@ async fn a_topic_with_fewer_partitions_than_configured_stops_the_backend_with_on
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn with_skip_migrations_a_replica_waits_for_the_migrate_only_job_and_is_ready_after_it() {
+    // Arrange: an empty database; a replica that must not migrate it.
+    let stack = Stack::from_env();
+    let database_url = stack.fresh_database().await.unwrap();
+    let env = |extra: (&'static str, String)| {
+        vec![
+            ("DATABASE_URL", database_url.clone()),
+            ("KAFKA_BOOTSTRAP_SERVERS", stack.kafka_bootstrap.clone()),
+            ("KAFKA_TOPIC_PREFIX", stack.unique_topic_prefix()),
+            extra,
+        ]
+    };
+    let replica = ServiceProcess::start(BINARY, &env(("SKIP_MIGRATIONS", "true".into())));
+    assert_eq!(replica.wait_for_http("/health", PATIENCE).await, Some(200));
+    let waiting = replica
+        .wait_for_line(PATIENCE, |l| l.contains("waiting for migrations"))
+        .await;
+    assert!(waiting.is_some(), "output: {:#?}", replica.output());
+    assert_eq!(replica.wait_for_http("/ready", PATIENCE).await, Some(503));
+
+    // Act: the once-per-release step.
+    let mut job = ServiceProcess::start(BINARY, &env(("MIGRATE_ONLY", "true".into())));
+    let code = job.wait_exit(PATIENCE).await;
+
+    // Assert: it migrated and exited 0; the replica is ready without migrating.
+    assert_eq!(code, Some(0), "output: {:#?}", job.output());
+    let ready = todo_testkit::eventually(PATIENCE, || async {
+        let status = reqwest::get(format!("{}/ready", replica.url))
+            .await
+            .ok()?
+            .status();
+        (status == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "output: {:#?}", replica.output());
+}

@@ -7,6 +7,13 @@ use todo_event_service::{telemetry, Application, Config};
 async fn main() -> ExitCode {
     let config = Config::parse();
     telemetry::init(&config.log_format);
+    if config.migrate_only {
+        return todo_runtime::run_once(
+            "todo-event-service",
+            todo_event_service::startup::migrate(&config),
+        )
+        .await;
+    }
     todo_runtime::run_service(
         "todo-event-service",
         Application::build(config),

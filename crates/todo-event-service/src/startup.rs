@@ -13,6 +13,7 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use todo_kafka::TopicNames;
+use todo_runtime::db::Schema;
 use todo_runtime::dependency::{
     wait_first_attempts, Dependency, Foundation, FoundationSettings, Shutdown,
 };
@@ -42,6 +43,15 @@ pub struct AppState {
 
 /// The migrations of the event store, embedded.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// `--migrate-only`: runs the migrations, waiting for the database while it
+/// is unreachable, and returns.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    todo_runtime::db::Database::parse(config.database_url.expose())
+        .context("EVENT_DATABASE_URL")?
+        .migrate(&MIGRATOR, true)
+        .await
+}
 
 /// A built service: serving once run, consuming once PostgreSQL and Kafka
 /// are both reached.
@@ -83,7 +93,11 @@ impl Application {
             max_connections: config.database_max_connections,
             acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
             migrator: &MIGRATOR,
-            create_database: true,
+            schema: if config.skip_migrations {
+                Schema::Expect
+            } else {
+                Schema::Migrate { create: true }
+            },
             kafka_bootstrap: &config.kafka.bootstrap_servers,
             http_addr: config.http_addr,
         })

@@ -44,6 +44,19 @@ pub async fn answers(database: &Dependency, pool: &PgPool) -> bool {
         .is_ok_and(|r| r.is_ok())
 }
 
+/// How a starting service gets its schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schema {
+    /// Run the migrations itself (`create`: create the database first when
+    /// it is missing).
+    Migrate {
+        /// Create the database when it is missing.
+        create: bool,
+    },
+    /// Wait until another process has run them (`SKIP_MIGRATIONS`).
+    Expect,
+}
+
 /// A parsed database URL: what to connect with, and how to name it in logs
 /// (host, port and database; never the password).
 #[derive(Clone, Debug)]
@@ -95,13 +108,15 @@ impl Database {
         Dependency::new("PostgreSQL", self.target.clone())
     }
 
-    /// Connects and migrates in the background, retrying while the database
-    /// is unreachable; the service stops (through `shutdown`) on what retrying
-    /// cannot fix. The returned dependency says when the schema is ready.
+    /// Connects and migrates (or, with [`Schema::Expect`], waits for the
+    /// migrations another process runs) in the background, retrying while the
+    /// database is unreachable; the service stops (through `shutdown`) on what
+    /// retrying cannot fix. The returned dependency says when the schema is
+    /// ready.
     pub fn migrate_in_background(
         &self,
         migrator: &'static Migrator,
-        create: bool,
+        schema: Schema,
         shutdown: &crate::dependency::Shutdown,
     ) -> Dependency {
         let database = self.dependency();
@@ -110,11 +125,69 @@ impl Database {
             dependency
                 .connect(crate::dependency::connect_backoff(), &cancel, || {
                     let db = db.clone();
-                    async move { db.migrate_once(migrator, create).await }
+                    async move { db.prepare_once(migrator, schema).await }
                 })
                 .await
         });
         database
+    }
+
+    /// Runs the migrations, waiting for the database while it is
+    /// unreachable: the `--migrate-only` step. `Err` with one line when
+    /// retrying cannot help.
+    pub async fn migrate(&self, migrator: &'static Migrator, create: bool) -> anyhow::Result<()> {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        match self
+            .dependency()
+            .connect(crate::dependency::connect_backoff(), &cancel, || {
+                self.migrate_once(migrator, create)
+            })
+            .await
+        {
+            Some(Ok(())) => {
+                tracing::info!(database = %self.target, "migrations applied");
+                Ok(())
+            }
+            Some(Err(why)) => Err(anyhow::anyhow!(why)),
+            None => Err(anyhow::anyhow!("migrations cancelled")),
+        }
+    }
+
+    async fn prepare_once(&self, migrator: &Migrator, schema: Schema) -> Result<(), AttemptError> {
+        match schema {
+            Schema::Migrate { create } => self.migrate_once(migrator, create).await,
+            Schema::Expect => self.expect_migrated_once(migrator).await,
+        }
+    }
+
+    /// One check that every migration of `migrator` has been applied by
+    /// another process; a missing one is worth waiting for.
+    pub async fn expect_migrated_once(&self, migrator: &Migrator) -> Result<(), AttemptError> {
+        let mut conn = self.connect_once(&self.options).await?;
+        let applied: Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&mut conn)
+        .await;
+        let _ = conn.close().await;
+        let applied = match applied {
+            Ok(v) => v,
+            // 42P01 undefined_table: nothing has migrated this database yet.
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P01") => Vec::new(),
+            Err(e) => return Err(startup_error(e)),
+        };
+        let missing: Vec<i64> = migrator
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(AttemptError::Transient(format!(
+                "waiting for migrations {missing:?} (SKIP_MIGRATIONS is set: run the binary with --migrate-only)"
+            )))
+        }
     }
 
     /// One attempt to connect and run `migrator` over a connection of its own,

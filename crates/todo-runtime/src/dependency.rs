@@ -272,8 +272,8 @@ pub struct FoundationSettings<'a> {
     pub acquire_timeout: Duration,
     /// The migrations.
     pub migrator: &'static sqlx::migrate::Migrator,
-    /// Create the database when it is missing.
-    pub create_database: bool,
+    /// Run them, or wait for them.
+    pub schema: crate::db::Schema,
     /// Kafka's bootstrap servers.
     pub kafka_bootstrap: &'a str,
     /// The HTTP address.
@@ -289,7 +289,7 @@ impl Foundation {
         let db = crate::db::Database::parse(s.database_url).context(s.url_setting)?;
         let pool = db.lazy_pool(s.max_connections, s.acquire_timeout);
         let listener = crate::http::bind(s.http_addr).await?;
-        let database = db.migrate_in_background(s.migrator, s.create_database, &shutdown);
+        let database = db.migrate_in_background(s.migrator, s.schema, &shutdown);
         Ok(Self {
             shutdown,
             listener,

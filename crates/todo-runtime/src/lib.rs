@@ -66,11 +66,20 @@ where
         run(app, cancel).await
     }
     .await;
-    match result {
-        Ok(()) => {
-            tracing::info!("{name} stopped");
-            std::process::ExitCode::SUCCESS
-        }
+    if result.is_ok() {
+        tracing::info!("{name} stopped");
+    }
+    run_once(name, async { result }).await
+}
+
+/// The body of a one-shot command (`--migrate-only`): runs `task` and turns
+/// a failure into one readable line on stderr and a non-zero exit.
+pub async fn run_once(
+    name: &str,
+    task: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> std::process::ExitCode {
+    match task.await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: {e:#}");
             std::process::ExitCode::FAILURE
