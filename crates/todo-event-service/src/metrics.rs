@@ -16,6 +16,8 @@ pub const EVENTS_DUPLICATE_TOTAL: &str = "events_duplicate_total";
 pub const EVENT_PROCESSING_DURATION_SECONDS: &str = "event_processing_duration_seconds";
 /// High watermark minus committed offset, per topic and partition.
 pub const CONSUMER_LAG: &str = "consumer_lag";
+/// Age of the oldest record not yet processed, per topic and partition (0 when caught up).
+pub const CONSUMER_LAG_SECONDS: &str = "consumer_lag_seconds";
 /// Records sent to the dead-letter topic, by error class.
 pub const EVENTS_DEAD_LETTERED_TOTAL: &str = "events_dead_lettered_total";
 /// Retries of failed handlers, by handler.
@@ -48,6 +50,11 @@ pub fn install() -> PrometheusHandle {
             describe_gauge!(
                 CONSUMER_LAG,
                 "High watermark minus committed offset, per topic and partition"
+            );
+            describe_gauge!(
+                CONSUMER_LAG_SECONDS,
+                Unit::Seconds,
+                "Age of the oldest record not yet processed, per topic and partition (0 when caught up)"
             );
             describe_counter!(
                 EVENTS_DEAD_LETTERED_TOTAL,
@@ -90,6 +97,11 @@ pub(crate) fn processing_time(elapsed: Duration) {
 pub(crate) fn lag(topic: &str, partition: i32, lag: i64) {
     gauge!(CONSUMER_LAG, "topic" => topic.to_owned(), "partition" => partition.to_string())
         .set(lag.max(0) as f64);
+}
+
+pub(crate) fn lag_seconds(topic: &str, partition: i32, seconds: f64) {
+    gauge!(CONSUMER_LAG_SECONDS, "topic" => topic.to_owned(), "partition" => partition.to_string())
+        .set(seconds.max(0.0));
 }
 
 pub(crate) fn dead_lettered(error_class: &str) {

@@ -35,6 +35,7 @@ pub type KafkaConsumer = BaseConsumer<Ctx>;
 struct Worker {
     cancel: CancellationToken,
     join: JoinHandle<()>,
+    progress: Arc<lag::Progress>,
 }
 
 /// The consumer's context: rebalance callbacks start and stop partition tasks.
@@ -87,6 +88,7 @@ impl ConsumerContext for Ctx {
             }
             for (topic, partition) in &revoked {
                 crate::metrics::lag(topic, *partition, 0);
+                crate::metrics::lag_seconds(topic, *partition, 0.0);
             }
         }
     }
@@ -120,6 +122,15 @@ fn commit(consumer: &KafkaConsumer, why: &str) {
 }
 
 impl Ctx {
+    /// Where the task of an assigned partition stands.
+    fn progress(&self, topic: &str, partition: i32) -> Option<Arc<lag::Progress>> {
+        self.workers
+            .lock()
+            .expect("workers lock")
+            .get(&(topic.to_owned(), partition))
+            .map(|w| w.progress.clone())
+    }
+
     fn start_partitions(&self, tpl: &TopicPartitionList) {
         if self.stopping.load(Ordering::SeqCst) {
             return;
@@ -142,6 +153,7 @@ impl Ctx {
                 continue;
             };
             let cancel = CancellationToken::new();
+            let progress = Arc::new(lag::Progress::default());
             let span = tracing::info_span!("partition", topic = %key.0, partition = key.1);
             let join = self.runtime.spawn(
                 partition::run(
@@ -153,11 +165,19 @@ impl Ctx {
                     self.batch_size,
                     // Within the revoke's own bound, leaving it time to commit.
                     self.drain_timeout.mul_f64(0.8),
+                    progress.clone(),
                     cancel.clone(),
                 )
                 .instrument(span),
             );
-            map.insert(key, Worker { cancel, join });
+            map.insert(
+                key,
+                Worker {
+                    cancel,
+                    join,
+                    progress,
+                },
+            );
         }
         crate::metrics::assigned_partitions(map.len());
     }

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::lag::Progress;
 use super::record::Record;
 use super::Ctx;
 use crate::handlers::Processor;
@@ -30,6 +31,8 @@ const MAX_PENDING_NOTIFICATIONS: usize = 10_000;
 
 struct Pending {
     next_offset: i64,
+    /// Kafka timestamp of the batch's first record (ms).
+    first_timestamp_ms: i64,
     notifications: usize,
     done: Option<JoinHandle<Result<(), Cancelled>>>,
 }
@@ -46,6 +49,7 @@ pub(crate) async fn run(
     processor: Arc<Processor>,
     batch_size: usize,
     drain_timeout: Duration,
+    progress: Arc<Progress>,
     cancel: CancellationToken,
 ) {
     // Webhooks in flight get their own token: a revoke lets them finish
@@ -71,6 +75,7 @@ pub(crate) async fn run(
 
     loop {
         batches.store_finished(false).await;
+        progress.oldest_unfinished(batches.oldest_unfinished(None));
         if cancel.is_cancelled() {
             break;
         }
@@ -88,6 +93,9 @@ pub(crate) async fn run(
             .last()
             .map(|r| r.offset + 1)
             .expect("batch is not empty");
+        let first_timestamp_ms = first_timestamp_ms(&batch);
+        progress.read_up_to(next_offset);
+        progress.oldest_unfinished(batches.oldest_unfinished(Some(first_timestamp_ms)));
         let notifications = match processor.process(&batch, &cancel).await {
             Ok(n) => n,
             Err(Cancelled) => break,
@@ -108,9 +116,11 @@ pub(crate) async fn run(
         batches.notifications += count;
         batches.pending.push_back(Pending {
             next_offset,
+            first_timestamp_ms,
             notifications: count,
             done,
         });
+        progress.oldest_unfinished(batches.oldest_unfinished(None));
         while batches.notifications > MAX_PENDING_NOTIFICATIONS && !cancel.is_cancelled() {
             batches.store_finished(true).await;
         }
@@ -129,6 +139,15 @@ pub(crate) async fn run(
         tracing::warn!("webhooks still pending at the drain bound; they are redelivered");
     }
     tracing::info!("partition released");
+}
+
+/// The Kafka timestamp of the batch's first record; the time it was read if
+/// it has none (a broker never omits it for the record format in use).
+fn first_timestamp_ms(batch: &[Record]) -> i64 {
+    batch
+        .first()
+        .and_then(|r| r.timestamp_ms)
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
 }
 
 /// Reads up to `max` records without waiting.
@@ -158,6 +177,15 @@ struct Batches<'a> {
 }
 
 impl Batches<'_> {
+    /// The timestamp of the oldest record read and not finished: the first of
+    /// the oldest pending batch, else of the batch `in_hand`.
+    fn oldest_unfinished(&self, in_hand: Option<i64>) -> Option<i64> {
+        self.pending
+            .front()
+            .map(|p| p.first_timestamp_ms)
+            .or(in_hand)
+    }
+
     /// Stores the offset after the newest batch whose work is all done, in
     /// order. With `wait`, waits for the oldest pending batch first.
     async fn store_finished(&mut self, wait: bool) {

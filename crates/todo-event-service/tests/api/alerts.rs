@@ -1,4 +1,4 @@
-//! The spec's three alerts ship as Prometheus rules, checked by promtool.
+//! The spec's three alerts and ours ship as Prometheus rules, checked by promtool.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -46,6 +46,7 @@ fn the_alerts_watch_the_metrics_the_services_export() {
         "events_published_total",
         "events_published_failures_total",
         todo_event_service::metrics::CONSUMER_LAG,
+        todo_event_service::metrics::CONSUMER_LAG_SECONDS,
         todo_event_service::metrics::EVENT_PROCESSING_DURATION_SECONDS,
     ] {
         assert!(rules.contains(metric), "alerts.yml does not use {metric}");

@@ -8,6 +8,7 @@ mod dead_letters;
 mod handlers;
 mod helpers;
 mod idempotency;
+mod lag;
 mod ordering;
 mod rebalance;
 mod webhooks;
