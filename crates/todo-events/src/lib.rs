@@ -104,12 +104,22 @@ pub mod headers {
     pub const DLQ_ERROR_MESSAGE: &str = "dlq.error_message";
     /// Dead-letter header: how many processing attempts were made (decimal).
     pub const DLQ_ATTEMPTS: &str = "dlq.attempts";
+    /// Dead-letter header: when processing first failed, over every replay
+    /// (milliseconds since the epoch, decimal).
+    pub const DLQ_FIRST_FAILED_AT: &str = "dlq.first_failed_at";
+    /// Dead-letter header: when processing last failed (milliseconds since the
+    /// epoch, decimal).
+    pub const DLQ_LAST_FAILED_AT: &str = "dlq.last_failed_at";
+    /// Dead-letter header, only when some were left out: how many of the
+    /// record's own headers did not fit in [`DLQ_MAX_HEADER_BYTES`] (the record
+    /// named by `dlq.original_*` still has them).
+    pub const DLQ_DROPPED_HEADERS: &str = "dlq.dropped_headers";
     /// Set on a record replayed from the DLQ: `<topic>/<partition>/<offset>` of the
     /// dead-letter record it came from.
     pub const REPLAYED_FROM: &str = "replayed_from";
 
     /// Every `dlq.*` header, in the order above.
-    pub const ALL_DLQ: [&str; 8] = [
+    pub const ALL_DLQ: [&str; 11] = [
         DLQ_ORIGINAL_TOPIC,
         DLQ_ORIGINAL_PARTITION,
         DLQ_ORIGINAL_OFFSET,
@@ -118,5 +128,31 @@ pub mod headers {
         DLQ_ERROR_CLASS,
         DLQ_ERROR_MESSAGE,
         DLQ_ATTEMPTS,
+        DLQ_FIRST_FAILED_AT,
+        DLQ_LAST_FAILED_AT,
+        DLQ_DROPPED_HEADERS,
     ];
+
+    /// The `dlq.*` headers a record replayed from the DLQ keeps, so that if it
+    /// fails again its dead letter still names where it first failed, when,
+    /// and after how many attempts in all.
+    pub const DLQ_KEPT_ON_REPLAY: [&str; 6] = [
+        DLQ_ORIGINAL_TOPIC,
+        DLQ_ORIGINAL_PARTITION,
+        DLQ_ORIGINAL_OFFSET,
+        DLQ_ORIGINAL_TIMESTAMP,
+        DLQ_ATTEMPTS,
+        DLQ_FIRST_FAILED_AT,
+    ];
+
+    /// Most bytes (names plus values) of all the headers of one dead letter.
+    pub const DLQ_MAX_HEADER_BYTES: usize = 2_048;
+    /// Most bytes of `dlq.error_message` (cut at a character boundary).
+    pub const DLQ_MAX_ERROR_MESSAGE_BYTES: usize = 512;
+
+    /// Whether `name` is a dead-letter header (any `dlq.*`, also one this
+    /// version does not know): a dead letter carries one fresh set of them.
+    pub fn is_dlq(name: &str) -> bool {
+        name.starts_with("dlq.")
+    }
 }

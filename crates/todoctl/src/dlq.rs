@@ -124,7 +124,9 @@ pub async fn run(cmd: DlqCommand, out: &mut impl Write) -> anyhow::Result<()> {
 }
 
 /// Republishes `records` to their original topics, key and value unchanged,
-/// without the `dlq.*` headers and with `replayed_from`.
+/// with `replayed_from` and, of the `dlq.*` headers, only those that say where
+/// and when the record first failed and after how many attempts (so that a
+/// dead letter of its next failure still names them).
 pub async fn replay(kafka: &KafkaArgs, records: &[ReadRecord]) -> anyhow::Result<usize> {
     let producer: FutureProducer = kafka.producer_config(&ProducerArgs::default())?.create()?;
     let mut sends = Vec::with_capacity(records.len());
@@ -140,11 +142,14 @@ pub async fn replay(kafka: &KafkaArgs, records: &[ReadRecord]) -> anyhow::Result
         })?;
         let provenance = format!("{}/{}/{}", r.topic, r.partition, r.offset);
         let mut hs = OwnedHeaders::new();
-        for (k, v) in r
-            .headers
-            .iter()
-            .filter(|(k, _)| !k.starts_with("dlq.") && k != headers::REPLAYED_FROM)
-        {
+        let kept = |k: &str| {
+            if headers::is_dlq(k) {
+                headers::DLQ_KEPT_ON_REPLAY.contains(&k)
+            } else {
+                k != headers::REPLAYED_FROM
+            }
+        };
+        for (k, v) in r.headers.iter().filter(|(k, _)| kept(k)) {
             hs = hs.insert(Header {
                 key: k,
                 value: Some(v.as_bytes()),

@@ -57,7 +57,7 @@ pub fn render(names: &TopicNames, r: &ReadRecord) -> String {
     let dlq: Vec<String> = r
         .headers
         .iter()
-        .filter(|(k, _)| k.starts_with("dlq.") || k == headers::REPLAYED_FROM)
+        .filter(|(k, _)| headers::is_dlq(k) || k == headers::REPLAYED_FROM)
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let extra = if dlq.is_empty() {

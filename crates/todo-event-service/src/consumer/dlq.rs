@@ -1,11 +1,22 @@
 //! The dead-letter topic: the original key, value and headers, plus the
 //! `dlq.*` headers that say where the record came from and why it failed.
+//!
+//! A dead letter carries each `dlq.*` header once however often its record
+//! was replayed and failed again: the record's own `dlq.*` headers (kept by
+//! `todoctl dlq replay`) are dropped and one fresh set written, which keeps
+//! where and when it first failed and adds up the attempts. All its headers
+//! together stay within `DLQ_MAX_HEADER_BYTES`.
 
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
-use todo_events::headers;
+use todo_events::headers::{
+    self, DLQ_ATTEMPTS, DLQ_CONSUMER_GROUP, DLQ_DROPPED_HEADERS, DLQ_ERROR_CLASS,
+    DLQ_ERROR_MESSAGE, DLQ_FIRST_FAILED_AT, DLQ_LAST_FAILED_AT, DLQ_MAX_ERROR_MESSAGE_BYTES,
+    DLQ_MAX_HEADER_BYTES, DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_TIMESTAMP,
+    DLQ_ORIGINAL_TOPIC,
+};
 use todo_kafka::Producer;
 use tokio_util::sync::CancellationToken;
 
@@ -44,42 +55,15 @@ impl DeadLetters {
         }
     }
 
-    /// The headers of the dead letter of `record`.
+    /// The headers of the dead letter of `record`, failing now.
     pub fn headers(&self, record: &Record, failure: &Failure) -> OwnedHeaders {
-        let mut h = OwnedHeaders::new_with_capacity(record.headers.len() + headers::ALL_DLQ.len());
-        for (k, v) in &record.headers {
-            // Earlier dead-letter headers (a replayed record failing again) are replaced.
-            if !headers::ALL_DLQ.contains(&k.as_str()) {
-                h = h.insert(Header {
-                    key: k,
-                    value: v.as_deref(),
-                });
-            }
-        }
-        let message: String = failure.message.chars().take(1_000).collect();
-        let added = [
-            (headers::DLQ_ORIGINAL_TOPIC, record.topic.clone()),
-            (
-                headers::DLQ_ORIGINAL_PARTITION,
-                record.partition.to_string(),
-            ),
-            (headers::DLQ_ORIGINAL_OFFSET, record.offset.to_string()),
-            (
-                headers::DLQ_ORIGINAL_TIMESTAMP,
-                record
-                    .timestamp_ms
-                    .map(|t| t.to_string())
-                    .unwrap_or_default(),
-            ),
-            (headers::DLQ_CONSUMER_GROUP, self.group.clone()),
-            (headers::DLQ_ERROR_CLASS, failure.class.clone()),
-            (headers::DLQ_ERROR_MESSAGE, message),
-            (headers::DLQ_ATTEMPTS, failure.attempts.to_string()),
-        ];
-        for (k, v) in &added {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let list = dead_letter_headers(record, failure, &self.group, now_ms);
+        let mut h = OwnedHeaders::new_with_capacity(list.len());
+        for (k, v) in &list {
             h = h.insert(Header {
                 key: k,
-                value: Some(v.as_bytes()),
+                value: v.as_deref(),
             });
         }
         h
@@ -127,5 +111,317 @@ impl DeadLetters {
                 }
             }
         }
+    }
+}
+
+/// Most bytes of the consumer group and the error class in their headers
+/// (Kafka's own limit on a topic name; classes are far shorter).
+const MAX_NAME_BYTES: usize = 249;
+/// Room kept for `dlq.dropped_headers` (its name and a count).
+const DROPPED_RESERVE: usize = DLQ_DROPPED_HEADERS.len() + 10;
+
+/// Where a record was first consumed from, and its Kafka timestamp.
+struct Origin {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+}
+
+impl Origin {
+    /// The `dlq.original_*` headers of a replayed record, when they are all
+    /// there and well formed; otherwise the record itself.
+    fn of(record: &Record) -> Self {
+        let carried = (|| {
+            let topic = record.header(DLQ_ORIGINAL_TOPIC)?;
+            let valid_topic = !topic.is_empty()
+                && topic.len() <= MAX_NAME_BYTES
+                && topic
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            Some(Self {
+                topic: valid_topic.then(|| topic.to_owned())?,
+                partition: parse(record, DLQ_ORIGINAL_PARTITION).filter(|p| *p >= 0)?,
+                offset: parse(record, DLQ_ORIGINAL_OFFSET).filter(|o| *o >= 0)?,
+                timestamp_ms: parse(record, DLQ_ORIGINAL_TIMESTAMP),
+            })
+        })();
+        carried.unwrap_or_else(|| Self {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            timestamp_ms: record.timestamp_ms,
+        })
+    }
+}
+
+fn parse<T: std::str::FromStr>(record: &Record, name: &str) -> Option<T> {
+    record.header(name)?.parse().ok()
+}
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The headers of the dead letter of `record` failing at `now_ms` in
+/// consumer group `group`: the record's own headers except any `dlq.*`, in
+/// their order, then one of each `dlq.*` header. The first failure time and
+/// the original topic, partition, offset and timestamp come from the record's
+/// `dlq.*` headers when it was replayed from the DLQ; its attempts add to
+/// theirs. Own headers that would take the total past `DLQ_MAX_HEADER_BYTES`
+/// are left out and counted in `dlq.dropped_headers`.
+pub fn dead_letter_headers(
+    record: &Record,
+    failure: &Failure,
+    group: &str,
+    now_ms: i64,
+) -> Vec<(String, Option<Vec<u8>>)> {
+    let origin = Origin::of(record);
+    let attempts = parse::<u32>(record, DLQ_ATTEMPTS)
+        .unwrap_or(0)
+        .saturating_add(failure.attempts);
+    let first_failed_at = parse::<i64>(record, DLQ_FIRST_FAILED_AT).unwrap_or(now_ms);
+    let failure_headers = [
+        (DLQ_ORIGINAL_TOPIC, origin.topic),
+        (DLQ_ORIGINAL_PARTITION, origin.partition.to_string()),
+        (DLQ_ORIGINAL_OFFSET, origin.offset.to_string()),
+        (
+            DLQ_ORIGINAL_TIMESTAMP,
+            origin
+                .timestamp_ms
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        ),
+        (DLQ_CONSUMER_GROUP, cut(group, MAX_NAME_BYTES).to_owned()),
+        (
+            DLQ_ERROR_CLASS,
+            cut(&failure.class, MAX_NAME_BYTES).to_owned(),
+        ),
+        (
+            DLQ_ERROR_MESSAGE,
+            cut(&failure.message, DLQ_MAX_ERROR_MESSAGE_BYTES).to_owned(),
+        ),
+        (DLQ_ATTEMPTS, attempts.to_string()),
+        (DLQ_FIRST_FAILED_AT, first_failed_at.to_string()),
+        (DLQ_LAST_FAILED_AT, now_ms.to_string()),
+    ];
+    let failure_bytes: usize = failure_headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    // NB: bounded whatever the input: every value above is cut or a number.
+    let mut room = DLQ_MAX_HEADER_BYTES.saturating_sub(failure_bytes + DROPPED_RESERVE);
+    let mut out = Vec::with_capacity(record.headers.len() + failure_headers.len() + 1);
+    let mut dropped = 0usize;
+    for (k, v) in record.headers.iter().filter(|(k, _)| !headers::is_dlq(k)) {
+        let size = k.len() + v.as_ref().map_or(0, Vec::len);
+        if size <= room {
+            room -= size;
+            out.push((k.clone(), v.clone()));
+        } else {
+            dropped += 1;
+        }
+    }
+    out.extend(
+        failure_headers
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Some(v.into_bytes()))),
+    );
+    if dropped > 0 {
+        tracing::warn!(
+            topic = %record.topic, partition = record.partition, offset = record.offset, dropped,
+            "headers left out of the dead letter to keep it within its bound"
+        );
+        out.push((
+            DLQ_DROPPED_HEADERS.to_owned(),
+            Some(dropped.to_string().into_bytes()),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    const GROUP: &str = "todo-event-service";
+
+    fn record(headers: Vec<(&str, &str)>) -> Record {
+        Record {
+            topic: "todo.tasks.created".into(),
+            partition: 2,
+            offset: 77,
+            key: Some(b"42".to_vec()),
+            value: Some(b"{}".to_vec()),
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Some(v.as_bytes().to_vec())))
+                .collect(),
+            timestamp_ms: Some(1_000),
+            received: Instant::now(),
+        }
+    }
+
+    fn failure(message: &str) -> Failure {
+        Failure {
+            class: "handler_failed".into(),
+            message: message.into(),
+            attempts: 3,
+        }
+    }
+
+    fn get<'a>(hs: &'a [(String, Option<Vec<u8>>)], name: &str) -> Vec<&'a str> {
+        hs.iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| std::str::from_utf8(v.as_deref().unwrap()).unwrap())
+            .collect()
+    }
+
+    fn total_bytes(hs: &[(String, Option<Vec<u8>>)]) -> usize {
+        hs.iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum()
+    }
+
+    #[test]
+    fn a_first_failure_names_the_record_and_keeps_its_own_headers() {
+        let r = record(vec![
+            ("content-type", "application/json"),
+            ("event_id", "e1"),
+        ]);
+
+        let hs = dead_letter_headers(&r, &failure("boom"), GROUP, 5_000);
+
+        assert_eq!(get(&hs, "content-type"), ["application/json"]);
+        assert_eq!(get(&hs, "event_id"), ["e1"]);
+        assert_eq!(get(&hs, DLQ_ORIGINAL_TOPIC), ["todo.tasks.created"]);
+        assert_eq!(get(&hs, DLQ_ORIGINAL_PARTITION), ["2"]);
+        assert_eq!(get(&hs, DLQ_ORIGINAL_OFFSET), ["77"]);
+        assert_eq!(get(&hs, DLQ_ORIGINAL_TIMESTAMP), ["1000"]);
+        assert_eq!(get(&hs, DLQ_CONSUMER_GROUP), [GROUP]);
+        assert_eq!(get(&hs, DLQ_ERROR_CLASS), ["handler_failed"]);
+        assert_eq!(get(&hs, DLQ_ERROR_MESSAGE), ["boom"]);
+        assert_eq!(get(&hs, DLQ_ATTEMPTS), ["3"]);
+        assert_eq!(get(&hs, DLQ_FIRST_FAILED_AT), ["5000"]);
+        assert_eq!(get(&hs, DLQ_LAST_FAILED_AT), ["5000"]);
+        assert!(get(&hs, DLQ_DROPPED_HEADERS).is_empty());
+    }
+
+    #[test]
+    fn a_replayed_record_failing_again_has_one_of_each_failure_header_within_2_kib() {
+        // A record replayed after earlier failures, carrying their headers
+        // (some twice, one of them huge, one this version does not know).
+        let old_message = "x".repeat(4_000);
+        let r = record(vec![
+            ("content-type", "application/json"),
+            (DLQ_ORIGINAL_TOPIC, "todo.tasks.updated"),
+            (DLQ_ORIGINAL_PARTITION, "0"),
+            (DLQ_ORIGINAL_OFFSET, "5"),
+            (DLQ_ORIGINAL_TIMESTAMP, "500"),
+            (DLQ_ATTEMPTS, "3"),
+            (DLQ_FIRST_FAILED_AT, "2000"),
+            (DLQ_LAST_FAILED_AT, "3000"),
+            (DLQ_ERROR_CLASS, "malformed_json"),
+            (DLQ_ERROR_MESSAGE, &old_message),
+            (DLQ_ERROR_MESSAGE, "older still"),
+            (DLQ_CONSUMER_GROUP, "old-group"),
+            ("dlq.from_the_future", "?"),
+            ("replayed_from", "todo.tasks.dlq/0/9"),
+        ]);
+
+        let hs = dead_letter_headers(&r, &failure(&"é".repeat(400)), GROUP, 9_000);
+
+        for name in todo_events::headers::ALL_DLQ {
+            let n = get(&hs, name).len();
+            let expected = usize::from(name != DLQ_DROPPED_HEADERS);
+            assert_eq!(n, expected, "{name} appears {n} times");
+        }
+        assert!(get(&hs, "dlq.from_the_future").is_empty());
+        assert!(
+            total_bytes(&hs) <= DLQ_MAX_HEADER_BYTES,
+            "{} bytes",
+            total_bytes(&hs)
+        );
+        // Where and when it first failed; the attempts of both add up.
+        assert_eq!(get(&hs, DLQ_ORIGINAL_TOPIC), ["todo.tasks.updated"]);
+        assert_eq!(get(&hs, DLQ_ORIGINAL_PARTITION), ["0"]);
+        assert_eq!(get(&hs, DLQ_ORIGINAL_OFFSET), ["5"]);
+        assert_eq!(get(&hs, DLQ_ORIGINAL_TIMESTAMP), ["500"]);
+        assert_eq!(get(&hs, DLQ_FIRST_FAILED_AT), ["2000"]);
+        assert_eq!(get(&hs, DLQ_LAST_FAILED_AT), ["9000"]);
+        assert_eq!(get(&hs, DLQ_ATTEMPTS), ["6"]);
+        assert_eq!(get(&hs, DLQ_CONSUMER_GROUP), [GROUP]);
+        // The new error, cut at a character boundary within 512 bytes.
+        let message = get(&hs, DLQ_ERROR_MESSAGE)[0];
+        assert_eq!(message, "é".repeat(256));
+        assert_eq!(get(&hs, "replayed_from"), ["todo.tasks.dlq/0/9"]);
+        assert_eq!(get(&hs, "content-type"), ["application/json"]);
+    }
+
+    #[test]
+    fn failing_again_and_again_adds_no_header() {
+        let mut r = record(vec![("content-type", "application/json")]);
+        let mut sizes = Vec::new();
+        for now in [1_000, 2_000, 3_000] {
+            let hs = dead_letter_headers(&r, &failure("boom"), GROUP, now);
+            sizes.push((hs.len(), total_bytes(&hs)));
+            r.headers = hs;
+        }
+        assert_eq!(get(&r.headers, DLQ_ATTEMPTS), ["9"]);
+        assert_eq!(get(&r.headers, DLQ_FIRST_FAILED_AT), ["1000"]);
+        assert_eq!(sizes[0], sizes[2], "the same headers, the same size");
+    }
+
+    #[test]
+    fn malformed_provenance_headers_are_replaced_by_the_record_itself() {
+        let r = record(vec![
+            (DLQ_ORIGINAL_TOPIC, "no spaces allowed"),
+            (DLQ_ORIGINAL_PARTITION, "0"),
+            (DLQ_ORIGINAL_OFFSET, "5"),
+            (DLQ_ATTEMPTS, "lots"),
+            (DLQ_FIRST_FAILED_AT, "yesterday"),
+        ]);
+
+        let hs = dead_letter_headers(&r, &failure("boom"), GROUP, 9_000);
+
+        assert_eq!(get(&hs, DLQ_ORIGINAL_TOPIC), ["todo.tasks.created"]);
+        assert_eq!(get(&hs, DLQ_ORIGINAL_PARTITION), ["2"]);
+        assert_eq!(get(&hs, DLQ_ORIGINAL_OFFSET), ["77"]);
+        assert_eq!(get(&hs, DLQ_ATTEMPTS), ["3"]);
+        assert_eq!(get(&hs, DLQ_FIRST_FAILED_AT), ["9000"]);
+    }
+
+    #[test]
+    fn own_headers_beyond_the_bound_are_left_out_and_counted() {
+        let big = "v".repeat(1_500);
+        let r = record(vec![
+            ("content-type", "application/json"),
+            ("big-1", &big),
+            ("big-2", &big),
+            ("event_id", "e1"),
+        ]);
+
+        let hs = dead_letter_headers(&r, &failure(&"m".repeat(10_000)), &"g".repeat(1_000), 9_000);
+
+        assert!(
+            total_bytes(&hs) <= DLQ_MAX_HEADER_BYTES,
+            "{} bytes",
+            total_bytes(&hs)
+        );
+        assert_eq!(get(&hs, "content-type"), ["application/json"]);
+        assert_eq!(
+            get(&hs, "event_id"),
+            ["e1"],
+            "a small header after a big one still fits"
+        );
+        assert_eq!(get(&hs, DLQ_DROPPED_HEADERS), ["2"]);
+        assert_eq!(
+            get(&hs, DLQ_ERROR_MESSAGE)[0].len(),
+            DLQ_MAX_ERROR_MESSAGE_BYTES
+        );
     }
 }
