@@ -110,16 +110,12 @@ pub mod headers {
     /// Dead-letter header: when processing last failed (milliseconds since the
     /// epoch, decimal).
     pub const DLQ_LAST_FAILED_AT: &str = "dlq.last_failed_at";
-    /// Dead-letter header, only when some were left out: how many of the
-    /// record's own headers did not fit in [`DLQ_MAX_HEADER_BYTES`] (the record
-    /// named by `dlq.original_*` still has them).
-    pub const DLQ_DROPPED_HEADERS: &str = "dlq.dropped_headers";
     /// Set on a record replayed from the DLQ: `<topic>/<partition>/<offset>` of the
     /// dead-letter record it came from.
     pub const REPLAYED_FROM: &str = "replayed_from";
 
     /// Every `dlq.*` header, in the order above.
-    pub const ALL_DLQ: [&str; 11] = [
+    pub const ALL_DLQ: [&str; 10] = [
         DLQ_ORIGINAL_TOPIC,
         DLQ_ORIGINAL_PARTITION,
         DLQ_ORIGINAL_OFFSET,
@@ -130,7 +126,6 @@ pub mod headers {
         DLQ_ATTEMPTS,
         DLQ_FIRST_FAILED_AT,
         DLQ_LAST_FAILED_AT,
-        DLQ_DROPPED_HEADERS,
     ];
 
     /// The `dlq.*` headers a record replayed from the DLQ keeps, so that if it
@@ -145,7 +140,10 @@ pub mod headers {
         DLQ_FIRST_FAILED_AT,
     ];
 
-    /// Most bytes (names plus values) of all the headers of one dead letter.
+    /// Most bytes (names plus values) of the `dlq.*` headers of one dead
+    /// letter, whatever the number of retries and replays. The record's own
+    /// headers are kept as they came: a dead letter must be replayable as it
+    /// was.
     pub const DLQ_MAX_HEADER_BYTES: usize = 2_048;
     /// Most bytes of `dlq.error_message` (cut at a character boundary).
     pub const DLQ_MAX_ERROR_MESSAGE_BYTES: usize = 512;

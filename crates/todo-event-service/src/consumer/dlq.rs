@@ -4,18 +4,18 @@
 //! A dead letter carries each `dlq.*` header once however often its record
 //! was replayed and failed again: the record's own `dlq.*` headers (kept by
 //! `todoctl dlq replay`) are dropped and one fresh set written, which keeps
-//! where and when it first failed and adds up the attempts. All its headers
-//! together stay within `DLQ_MAX_HEADER_BYTES`.
+//! where and when it first failed and adds up the attempts. The `dlq.*`
+//! headers stay within `DLQ_MAX_HEADER_BYTES`; the record's own headers are
+//! kept as they came (a dead letter is replayable as it was).
 
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use todo_events::headers::{
-    self, DLQ_ATTEMPTS, DLQ_CONSUMER_GROUP, DLQ_DROPPED_HEADERS, DLQ_ERROR_CLASS,
-    DLQ_ERROR_MESSAGE, DLQ_FIRST_FAILED_AT, DLQ_LAST_FAILED_AT, DLQ_MAX_ERROR_MESSAGE_BYTES,
-    DLQ_MAX_HEADER_BYTES, DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_TIMESTAMP,
-    DLQ_ORIGINAL_TOPIC,
+    self, DLQ_ATTEMPTS, DLQ_CONSUMER_GROUP, DLQ_ERROR_CLASS, DLQ_ERROR_MESSAGE,
+    DLQ_FIRST_FAILED_AT, DLQ_LAST_FAILED_AT, DLQ_MAX_ERROR_MESSAGE_BYTES, DLQ_MAX_HEADER_BYTES,
+    DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_TIMESTAMP, DLQ_ORIGINAL_TOPIC,
 };
 use todo_kafka::Producer;
 use tokio_util::sync::CancellationToken;
@@ -117,8 +117,6 @@ impl DeadLetters {
 /// Most bytes of the consumer group and the error class in their headers
 /// (Kafka's own limit on a topic name; classes are far shorter).
 const MAX_NAME_BYTES: usize = 249;
-/// Room kept for `dlq.dropped_headers` (its name and a count).
-const DROPPED_RESERVE: usize = DLQ_DROPPED_HEADERS.len() + 10;
 
 /// Where a record was first consumed from, and its Kafka timestamp.
 struct Origin {
@@ -173,8 +171,7 @@ fn cut(s: &str, max: usize) -> &str {
 /// their order, then one of each `dlq.*` header. The first failure time and
 /// the original topic, partition, offset and timestamp come from the record's
 /// `dlq.*` headers when it was replayed from the DLQ; its attempts add to
-/// theirs. Own headers that would take the total past `DLQ_MAX_HEADER_BYTES`
-/// are left out and counted in `dlq.dropped_headers`.
+/// theirs. The record's own headers are all kept.
 pub fn dead_letter_headers(
     record: &Record,
     failure: &Failure,
@@ -210,35 +207,25 @@ pub fn dead_letter_headers(
         (DLQ_FIRST_FAILED_AT, first_failed_at.to_string()),
         (DLQ_LAST_FAILED_AT, now_ms.to_string()),
     ];
-    let failure_bytes: usize = failure_headers.iter().map(|(k, v)| k.len() + v.len()).sum();
     // NB: bounded whatever the input: every value above is cut or a number.
-    let mut room = DLQ_MAX_HEADER_BYTES.saturating_sub(failure_bytes + DROPPED_RESERVE);
-    let mut out = Vec::with_capacity(record.headers.len() + failure_headers.len() + 1);
-    let mut dropped = 0usize;
-    for (k, v) in record.headers.iter().filter(|(k, _)| !headers::is_dlq(k)) {
-        let size = k.len() + v.as_ref().map_or(0, Vec::len);
-        if size <= room {
-            room -= size;
-            out.push((k.clone(), v.clone()));
-        } else {
-            dropped += 1;
-        }
-    }
+    debug_assert!(
+        failure_headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+            <= DLQ_MAX_HEADER_BYTES
+    );
+    let mut out: Vec<(String, Option<Vec<u8>>)> = record
+        .headers
+        .iter()
+        .filter(|(k, _)| !headers::is_dlq(k))
+        .cloned()
+        .collect();
     out.extend(
         failure_headers
             .into_iter()
             .map(|(k, v)| (k.to_owned(), Some(v.into_bytes()))),
     );
-    if dropped > 0 {
-        tracing::warn!(
-            topic = %record.topic, partition = record.partition, offset = record.offset, dropped,
-            "headers left out of the dead letter to keep it within its bound"
-        );
-        out.push((
-            DLQ_DROPPED_HEADERS.to_owned(),
-            Some(dropped.to_string().into_bytes()),
-        ));
-    }
     out
 }
 
@@ -308,7 +295,6 @@ mod tests {
         assert_eq!(get(&hs, DLQ_ATTEMPTS), ["3"]);
         assert_eq!(get(&hs, DLQ_FIRST_FAILED_AT), ["5000"]);
         assert_eq!(get(&hs, DLQ_LAST_FAILED_AT), ["5000"]);
-        assert!(get(&hs, DLQ_DROPPED_HEADERS).is_empty());
     }
 
     #[test]
@@ -337,8 +323,7 @@ mod tests {
 
         for name in todo_events::headers::ALL_DLQ {
             let n = get(&hs, name).len();
-            let expected = usize::from(name != DLQ_DROPPED_HEADERS);
-            assert_eq!(n, expected, "{name} appears {n} times");
+            assert_eq!(n, 1, "{name} appears {n} times");
         }
         assert!(get(&hs, "dlq.from_the_future").is_empty());
         assert!(
@@ -396,7 +381,7 @@ mod tests {
     }
 
     #[test]
-    fn own_headers_beyond_the_bound_are_left_out_and_counted() {
+    fn own_headers_are_kept_whole_and_the_failure_headers_stay_within_the_bound() {
         let big = "v".repeat(1_500);
         let r = record(vec![
             ("content-type", "application/json"),
@@ -407,18 +392,24 @@ mod tests {
 
         let hs = dead_letter_headers(&r, &failure(&"m".repeat(10_000)), &"g".repeat(1_000), 9_000);
 
-        assert!(
-            total_bytes(&hs) <= DLQ_MAX_HEADER_BYTES,
-            "{} bytes",
-            total_bytes(&hs)
-        );
-        assert_eq!(get(&hs, "content-type"), ["application/json"]);
         assert_eq!(
-            get(&hs, "event_id"),
-            ["e1"],
-            "a small header after a big one still fits"
+            get(&hs, "big-1"),
+            [big.as_str()],
+            "nothing of the record is lost"
         );
-        assert_eq!(get(&hs, DLQ_DROPPED_HEADERS), ["2"]);
+        assert_eq!(get(&hs, "big-2"), [big.as_str()]);
+        assert_eq!(get(&hs, "content-type"), ["application/json"]);
+        assert_eq!(get(&hs, "event_id"), ["e1"]);
+        let failure_headers: Vec<_> = hs
+            .iter()
+            .filter(|(k, _)| headers::is_dlq(k))
+            .cloned()
+            .collect();
+        assert!(
+            total_bytes(&failure_headers) <= DLQ_MAX_HEADER_BYTES,
+            "{} bytes",
+            total_bytes(&failure_headers)
+        );
         assert_eq!(
             get(&hs, DLQ_ERROR_MESSAGE)[0].len(),
             DLQ_MAX_ERROR_MESSAGE_BYTES
