@@ -188,10 +188,13 @@ impl Application {
             .merge(routes::health::router())
             .merge(routes::openapi::router())
             .with_state(state);
+        // Outermost: an unknown path's 404 and a timeout's 503 are problem
+        // documents too, like every other error answer.
         let router = todo_runtime::http::with_common_layers(
             router,
             Duration::from_millis(config.request_timeout_ms),
-        );
+        )
+        .layer(axum::middleware::from_fn(todo_api::bare_errors_as_problems));
         Ok(Self {
             listener,
             router,

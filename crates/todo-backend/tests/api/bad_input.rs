@@ -43,6 +43,12 @@ async fn post_raw(app: &TestApp, body: &'static str) -> reqwest::Response {
 }
 
 #[tokio::test]
+async fn an_unknown_path_is_a_404_problem_document() {
+    let app = spawn_app().await;
+    assert_problem(app.get("/no/such/path").await, 404, None).await;
+}
+
+#[tokio::test]
 async fn malformed_json_is_400() {
     let app = spawn_app().await;
     assert_problem(post_raw(&app, r#"{"title": "#).await, 400, None).await;

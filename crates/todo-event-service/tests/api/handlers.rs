@@ -180,3 +180,17 @@ async fn offsets_are_committed_after_processing_up_to_the_last_record() {
     let ready = svc.get("/ready").await;
     assert_eq!(ready.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unknown_path_is_a_404_problem_document() {
+    let h = Harness::new().await;
+    let svc = h.spawn().await;
+
+    let resp = svc.get("/no/such/path").await;
+
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["type"], "urn:todo:problem:not-found");
+    svc.stop().await;
+}
