@@ -75,14 +75,18 @@ impl DedupStore {
         }
     }
 
-    /// Claims `key` for `claim` unless it is done or claimed.
-    pub async fn claim(&self, key: &str, claim: Duration) -> Result<Claim, StoreDown> {
+    /// Claims `key` for `claim` on behalf of `owner` unless it is done or
+    /// claimed by another owner. A claim of `owner`'s own counts as claimed:
+    /// its earlier attempt wrote the claim, but the answer was lost (the store
+    /// went down mid-request), and it must not wait for its own claim to expire.
+    pub async fn claim(&self, key: &str, claim: Duration, owner: &str) -> Result<Claim, StoreDown> {
         match self {
             DedupStore::Redis(conn) => {
                 let mut conn = conn.clone();
+                let pending = format!("pending:{owner}");
                 let claimed: Option<String> = redis::cmd("SET")
                     .arg(key)
-                    .arg("pending")
+                    .arg(&pending)
                     .arg("NX")
                     .arg("PX")
                     .arg(claim.as_millis() as u64)
@@ -93,22 +97,25 @@ impl DedupStore {
                     return Ok(Claim::Claimed);
                 }
                 let state: Option<String> = conn.get(key).await.map_err(redis_down)?;
-                Ok(if state.as_deref() == Some("done") {
-                    Claim::Done
-                } else {
-                    Claim::Busy
+                Ok(match state.as_deref() {
+                    Some("done") => Claim::Done,
+                    Some(s) if s == pending => Claim::Claimed,
+                    _ => Claim::Busy,
                 })
             }
             DedupStore::Postgres(pool) => {
                 let claimed: Option<bool> = sqlx::query_scalar(
-                    "INSERT INTO webhook_dedup (key, state, expires_at)
-                     VALUES ($1, 'pending', now() + make_interval(secs => $2))
-                     ON CONFLICT (key) DO UPDATE SET state = 'pending', expires_at = EXCLUDED.expires_at
+                    "INSERT INTO webhook_dedup (key, state, expires_at, owner)
+                     VALUES ($1, 'pending', now() + make_interval(secs => $2), $3)
+                     ON CONFLICT (key) DO UPDATE
+                         SET state = 'pending', expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner
                          WHERE webhook_dedup.expires_at < now()
+                            OR (webhook_dedup.state = 'pending' AND webhook_dedup.owner = EXCLUDED.owner)
                      RETURNING true",
                 )
                 .bind(key)
                 .bind(claim.as_secs_f64())
+                .bind(owner)
                 .fetch_optional(pool)
                 .await
                 .map_err(pg_down)?;

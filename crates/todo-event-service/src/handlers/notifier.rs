@@ -29,6 +29,8 @@ pub struct Notifier {
     http: reqwest::Client,
     urls: Vec<String>,
     store: DedupStore,
+    /// Whose claims this notifier's are: one id per process.
+    owner: String,
     dedup_ttl_s: u64,
     claim_ttl_ms: u64,
     retry: Backoff,
@@ -69,6 +71,7 @@ impl Notifier {
                 .filter(|u| !u.is_empty())
                 .collect(),
             store: s.store,
+            owner: uuid::Uuid::new_v4().to_string(),
             dedup_ttl_s: s.dedup_ttl_s,
             claim_ttl_ms: s.claim_ttl_ms,
             retry: s.retry,
@@ -158,7 +161,7 @@ impl Notifier {
         let claim_ttl = Duration::from_millis(self.claim_ttl_ms);
         let mut waits = 0;
         loop {
-            match self.store.claim(key, claim_ttl).await {
+            match self.store.claim(key, claim_ttl, &self.owner).await {
                 Ok(Claim::Claimed) => return Ok(true),
                 Ok(Claim::Done) => return Ok(false),
                 // Claimed by someone else (or by a sender that crashed: the claim

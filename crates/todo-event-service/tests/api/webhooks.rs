@@ -114,3 +114,38 @@ async fn with_the_postgres_dedup_store_a_completion_delivered_three_times_is_pos
     assert_eq!(state, "done");
     assert!(h.dlq(1, Duration::from_secs(2)).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sender_whose_claim_answer_was_lost_recognises_its_own_claim_in_both_stores() {
+    use todo_event_service::handlers::dedup::{Claim, DedupStore};
+    // Arrange: both stores, against the real Redis and PostgreSQL.
+    let h = Harness::new().await;
+    let stores = [
+        DedupStore::redis(&h.stack.redis_url).unwrap(),
+        DedupStore::Postgres(h.pool.clone()),
+    ];
+    for store in stores {
+        let key = format!("test-claim-{}", todo_testkit::short_id());
+        let ttl = Duration::from_secs(60);
+
+        // Act: "a" claims; its answer is lost, so it claims again; "b" tries too.
+        let first = store.claim(&key, ttl, "a").await.unwrap();
+        let again = store.claim(&key, ttl, "a").await.unwrap();
+        let other = store.claim(&key, ttl, "b").await.unwrap();
+        store.mark_done(&key, ttl).await.unwrap();
+        let after = store.claim(&key, ttl, "a").await.unwrap();
+
+        // Assert
+        let name = store.name();
+        assert!(matches!(first, Claim::Claimed), "{name}");
+        assert!(
+            matches!(again, Claim::Claimed),
+            "{name}: its own claim is still its own"
+        );
+        assert!(
+            matches!(other, Claim::Busy),
+            "{name}: another's claim is busy"
+        );
+        assert!(matches!(after, Claim::Done), "{name}: sent is sent");
+    }
+}
