@@ -212,3 +212,30 @@ async fn with_skip_migrations_a_replica_waits_for_the_migrate_only_job_and_is_re
     .await;
     assert!(ready.is_some(), "output: {:#?}", replica.output());
 }
+
+#[tokio::test]
+async fn bad_kafka_credentials_stop_the_backend_with_one_readable_line() {
+    // Arrange: the stack's SCRAM listener, with a wrong password.
+    let stack = Stack::from_env();
+    let database_url = stack.fresh_database().await.unwrap();
+    let sasl = std::env::var("KAFKA_SASL_BOOTSTRAP_SERVERS").expect("KAFKA_SASL_BOOTSTRAP_SERVERS");
+    let user = std::env::var("KAFKA_SASL_TEST_USERNAME").expect("KAFKA_SASL_TEST_USERNAME");
+    let mut backend = ServiceProcess::start(
+        BINARY,
+        &[
+            ("DATABASE_URL", database_url),
+            ("KAFKA_BOOTSTRAP_SERVERS", sasl),
+            ("KAFKA_SASL_USERNAME", user),
+            ("KAFKA_SASL_PASSWORD", "not-the-password".into()),
+            ("KAFKA_TOPIC_PREFIX", stack.unique_topic_prefix()),
+        ],
+    );
+
+    // Act
+    let last = backend.expect_fatal_line("todo-backend").await;
+
+    // Assert
+    assert!(last.starts_with("todo-backend: Kafka at "), "{last}");
+    assert!(last.contains("authentication failed"), "{last}");
+    assert!(!last.contains("not-the-password"), "{last}");
+}

@@ -40,12 +40,14 @@ pub struct Cause {
 
 impl Cause {
     /// True when the cluster refused our credentials: retrying cannot help.
+    /// librdkafka says so with a code through its error callback, and only in
+    /// words through its log callback.
     pub fn is_authentication(&self) -> bool {
         matches!(
             self.code,
             Some(RDKafkaErrorCode::Authentication)
                 | Some(RDKafkaErrorCode::SaslAuthenticationFailed)
-        )
+        ) || self.reason.contains("SASL authentication error")
     }
 }
 
@@ -168,6 +170,17 @@ mod tests {
             e.last().unwrap().reason,
             "Connect to ipv4#127.0.0.1:1 failed: Connection refused"
         );
+    }
+
+    #[test]
+    fn an_authentication_failure_reported_only_in_words_is_recognised() {
+        let e = BrokerErrors::default();
+        e.on_log(
+            RDKafkaLogLevel::Error,
+            "FAIL",
+            "sasl_plaintext://127.0.0.1:9094/bootstrap: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512",
+        );
+        assert!(e.last().unwrap().is_authentication());
     }
 
     #[test]
