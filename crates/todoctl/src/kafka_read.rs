@@ -1,10 +1,10 @@
-//! Reading a bounded range of topics: from the beginning (or a group's
-//! committed offsets) up to the high watermarks seen at the start.
+//! Reading a bounded range of a topic: from the beginning up to the high
+//! watermarks seen at the start.
 
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -50,27 +50,11 @@ impl ReadRecord {
     }
 }
 
-/// Where reading starts.
-#[derive(Clone, Debug)]
-pub enum Start {
-    /// The first offset of every partition.
-    Beginning,
-    /// The group's committed offsets (the beginning where it has none); the
-    /// offsets read are committed at the end.
-    Group(String),
-}
-
-/// Reads `topic` from `start` to the high watermarks of the moment (blocking).
-pub fn read_to_end(
-    base: &ClientConfig,
-    topic: &str,
-    start: &Start,
-) -> anyhow::Result<Vec<ReadRecord>> {
+/// Reads `topic` from its first offsets to the high watermarks of the moment
+/// (blocking). Nothing is committed: the group is a throwaway.
+pub fn read_to_end(base: &ClientConfig, topic: &str) -> anyhow::Result<Vec<ReadRecord>> {
     let mut cfg = base.clone();
-    let group = match start {
-        Start::Group(g) => g.clone(),
-        Start::Beginning => format!("todoctl-{}", uuid::Uuid::new_v4().simple()),
-    };
+    let group = format!("todoctl-{}", uuid::Uuid::new_v4().simple());
     cfg.set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest");
@@ -93,14 +77,6 @@ pub fn read_to_end(
         let (low, high) = consumer.fetch_watermarks(topic, *p, timeout)?;
         ends.push((*p, high));
         tpl.add_partition_offset(topic, *p, Offset::Offset(low))?;
-    }
-    if let Start::Group(_) = start {
-        let committed = consumer.committed_offsets(tpl.clone(), timeout)?;
-        for e in committed.elements() {
-            if let Offset::Offset(o) = e.offset() {
-                tpl.set_partition_offset(topic, e.partition(), Offset::Offset(o))?;
-            }
-        }
     }
     let mut pending: Vec<(i32, i64)> = ends
         .iter()
@@ -138,13 +114,6 @@ pub fn read_to_end(
                 out.push(ReadRecord::from_message(&msg));
             }
         }
-    }
-    if let Start::Group(_) = start {
-        let mut done = TopicPartitionList::new();
-        for (p, high) in &ends {
-            done.add_partition_offset(topic, *p, Offset::Offset(*high))?;
-        }
-        consumer.commit(&done, CommitMode::Sync)?;
     }
     Ok(out)
 }

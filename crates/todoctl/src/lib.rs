@@ -28,7 +28,7 @@ pub enum Command {
     Tail(tail::TailArgs),
     /// Republish stored events from the backend's outbox, with their original event ids.
     Replay(replay::ReplayArgs),
-    /// Inspect and replay the dead letter queue.
+    /// Inspect, replay and discard dead letters; each replay or discard is recorded.
     Dlq {
         #[command(subcommand)]
         command: dlq::DlqCommand,

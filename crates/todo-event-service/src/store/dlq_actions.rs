@@ -190,6 +190,8 @@ pub struct Disposition {
     pub kind: DispositionKind,
     /// The action ([`history`]).
     pub action_id: i64,
+    /// The record's event id header, when it has a valid one.
+    pub event_id: Option<Uuid>,
     /// When.
     pub at: DateTime<Utc>,
 }
@@ -291,21 +293,23 @@ pub async fn dispositions(
     pool: &PgPool,
     dlq_topic: &str,
 ) -> Result<HashMap<(i32, i64), Disposition>, sqlx::Error> {
-    let rows: Vec<(i32, i64, String, i64, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT dlq_partition, dlq_offset, disposition, action_id, at
+    type Row = (i32, i64, String, i64, Option<Uuid>, DateTime<Utc>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT dlq_partition, dlq_offset, disposition, action_id, event_id, at
          FROM dlq_dispositions WHERE dlq_topic = $1",
     )
     .bind(dlq_topic)
     .fetch_all(pool)
     .await?;
     rows.into_iter()
-        .map(|(partition, offset, kind, action_id, at)| {
+        .map(|(partition, offset, kind, action_id, event_id, at)| {
             let kind = DispositionKind::from_stored(&kind)?;
             Ok((
                 (partition, offset),
                 Disposition {
                     kind,
                     action_id,
+                    event_id,
                     at,
                 },
             ))
