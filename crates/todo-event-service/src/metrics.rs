@@ -28,6 +28,14 @@ pub const DEPENDENCY_OUTAGE_RETRIES_TOTAL: &str = "dependency_outage_retries_tot
 pub const WEBHOOK_NOTIFICATIONS_TOTAL: &str = "webhook_notifications_total";
 /// Partitions this instance is processing.
 pub const ASSIGNED_PARTITIONS: &str = "consumer_assigned_partitions";
+/// Keys with parked events, per topic and partition.
+pub const PARKED_KEYS: &str = "parked_keys";
+/// How long the oldest parked event has waited, per topic and partition (0 when none).
+pub const OLDEST_PARKED_AGE_SECONDS: &str = "oldest_parked_age_seconds";
+/// Events parked, by cause (the error class, or `behind` an earlier one of its key).
+pub const EVENTS_PARKED_TOTAL: &str = "events_parked_total";
+/// Parked events that left the lot, by outcome (`applied`, `dead_lettered`).
+pub const EVENTS_UNPARKED_TOTAL: &str = "events_unparked_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -76,6 +84,23 @@ pub fn install() -> PrometheusHandle {
                 ASSIGNED_PARTITIONS,
                 "Partitions this instance is processing"
             );
+            describe_gauge!(
+                PARKED_KEYS,
+                "Keys with parked events, per topic and partition"
+            );
+            describe_gauge!(
+                OLDEST_PARKED_AGE_SECONDS,
+                Unit::Seconds,
+                "How long the oldest parked event has waited, per topic and partition (0 when none)"
+            );
+            describe_counter!(
+                EVENTS_PARKED_TOTAL,
+                "Events parked, by cause (error class, or behind an earlier event of the key)"
+            );
+            describe_counter!(
+                EVENTS_UNPARKED_TOTAL,
+                "Parked events that left the lot, by outcome"
+            );
             todo_runtime::http::describe_metrics();
             handle
         })
@@ -122,4 +147,21 @@ pub(crate) fn webhook_sent() {
 
 pub(crate) fn assigned_partitions(n: usize) {
     gauge!(ASSIGNED_PARTITIONS).set(n as f64);
+}
+
+pub(crate) fn parked_keys(topic: &str, partition: i32, keys: usize, oldest_age_s: f64) {
+    let labels = [
+        ("topic", topic.to_owned()),
+        ("partition", partition.to_string()),
+    ];
+    gauge!(PARKED_KEYS, &labels).set(keys as f64);
+    gauge!(OLDEST_PARKED_AGE_SECONDS, &labels).set(oldest_age_s.max(0.0));
+}
+
+pub(crate) fn parked(cause: &str) {
+    counter!(EVENTS_PARKED_TOTAL, "cause" => cause.to_owned()).increment(1);
+}
+
+pub(crate) fn unparked(outcome: &'static str) {
+    counter!(EVENTS_UNPARKED_TOTAL, "outcome" => outcome).increment(1);
 }

@@ -131,12 +131,10 @@ impl Application {
                 },
                 dedup_ttl_s: config.webhooks.dedup_ttl_s,
                 claim_ttl_ms: config.webhooks.claim_ttl_ms,
-                retry: config.retry.backoff(),
-                attempts: config.retry.attempts,
                 outage_cap,
             };
             tracing::info!(urls = config.webhooks.urls.len(), store = %config.webhooks.dedup_store, "webhook notifier on");
-            Some(Arc::new(Notifier::new(settings, dead_letters.clone())?))
+            Some(Arc::new(Notifier::new(settings)?))
         } else {
             None
         };

@@ -33,6 +33,21 @@ pub struct Failure {
     pub message: String,
     /// Processing attempts made.
     pub attempts: u32,
+    /// When the first of them failed (ms since the epoch), if not now: a
+    /// parked record's first failure.
+    pub first_failed_at_ms: Option<i64>,
+}
+
+impl Failure {
+    /// A failure after `attempts` attempts, the first of them now.
+    pub fn new(class: impl Into<String>, message: impl Into<String>, attempts: u32) -> Self {
+        Self {
+            class: class.into(),
+            message: message.into(),
+            attempts,
+            first_failed_at_ms: None,
+        }
+    }
 }
 
 /// Sends records to the dead-letter topic.
@@ -182,7 +197,9 @@ pub fn dead_letter_headers(
     let attempts = parse::<u32>(record, DLQ_ATTEMPTS)
         .unwrap_or(0)
         .saturating_add(failure.attempts);
-    let first_failed_at = parse::<i64>(record, DLQ_FIRST_FAILED_AT).unwrap_or(now_ms);
+    let first_failed_at = parse::<i64>(record, DLQ_FIRST_FAILED_AT)
+        .or(failure.first_failed_at_ms)
+        .unwrap_or(now_ms);
     let failure_headers = [
         (DLQ_ORIGINAL_TOPIC, origin.topic),
         (DLQ_ORIGINAL_PARTITION, origin.partition.to_string()),
@@ -254,11 +271,7 @@ mod tests {
     }
 
     fn failure(message: &str) -> Failure {
-        Failure {
-            class: "handler_failed".into(),
-            message: message.into(),
-            attempts: 3,
-        }
+        Failure::new("handler_failed", message, 3)
     }
 
     fn get<'a>(hs: &'a [(String, Option<Vec<u8>>)], name: &str) -> Vec<&'a str> {

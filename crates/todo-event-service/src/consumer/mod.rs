@@ -11,6 +11,7 @@
 
 pub mod dlq;
 mod lag;
+pub mod parking;
 mod partition;
 pub mod record;
 pub mod retry;
@@ -89,6 +90,7 @@ impl ConsumerContext for Ctx {
             for (topic, partition) in &revoked {
                 crate::metrics::lag(topic, *partition, 0);
                 crate::metrics::lag_seconds(topic, *partition, 0.0);
+                crate::metrics::parked_keys(topic, *partition, 0, 0.0);
             }
         }
     }

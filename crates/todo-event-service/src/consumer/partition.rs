@@ -6,6 +6,8 @@
 //! by a task of their own, and the partition goes on with the next batches, so
 //! a Redis outage holds back only the stored offset, not the other handlers.
 //! Offsets are stored in order: never past a batch whose webhooks are pending.
+//! Events whose effects fail are parked with their key (`parking`); the
+//! partition's retrier runs beside this loop.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::lag::Progress;
+use super::parking::{self, ParkingLot};
 use super::record::Record;
 use super::Ctx;
 use crate::handlers::Processor;
@@ -64,6 +67,23 @@ pub(crate) async fn run(
         // and the wait is not lost.
         queue.set_nonempty_callback(move || wake.notify_one());
     }
+    let Ok(lot) = ParkingLot::load(
+        processor.pool().clone(),
+        &topic,
+        partition,
+        processor.outage_policy(),
+        &cancel,
+    )
+    .await
+    else {
+        return;
+    };
+    let retrier_cancel = CancellationToken::new();
+    let _stop_retrier = retrier_cancel.clone().drop_guard();
+    let retrier = tokio::spawn(
+        parking::run_retrier(lot.clone(), processor.clone(), retrier_cancel.clone())
+            .in_current_span(),
+    );
     tracing::info!("partition assigned; processing");
     let mut batches = Batches {
         consumer: &consumer,
@@ -96,7 +116,7 @@ pub(crate) async fn run(
         let first_timestamp_ms = first_timestamp_ms(&batch);
         progress.read_up_to(next_offset);
         progress.oldest_unfinished(batches.oldest_unfinished(Some(first_timestamp_ms)));
-        let notifications = match processor.process(&batch, &cancel).await {
+        let notifications = match processor.process(&batch, &lot, &cancel).await {
             Ok(n) => n,
             Err(Cancelled) => break,
         };
@@ -109,8 +129,13 @@ pub(crate) async fn run(
                 .expect("notifications only with a notifier")
                 .clone();
             let cancel = notify_cancel.clone();
+            let lot = lot.clone();
+            let (retry, _) = processor.retry_policy();
             Some(tokio::spawn(
-                async move { notifier.notify_all(&notifications, &cancel).await }.in_current_span(),
+                async move {
+                    parking::notify_or_park(&notifier, &lot, &retry, &notifications, &cancel).await
+                }
+                .in_current_span(),
             ))
         };
         batches.notifications += count;
@@ -138,6 +163,9 @@ pub(crate) async fn run(
     if tokio::time::timeout(drain_timeout, drain).await.is_err() {
         tracing::warn!("webhooks still pending at the drain bound; they are redelivered");
     }
+    // A parked record's attempt in flight is abandoned: it stays parked.
+    retrier_cancel.cancel();
+    let _ = retrier.await;
     tracing::info!("partition released");
 }
 

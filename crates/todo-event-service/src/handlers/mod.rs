@@ -1,8 +1,9 @@
 //! What happens to a batch of records from one partition: decode and validate
 //! each with `todo-events`, dead-letter what can never be processed, apply the
 //! rest with the Postgres handlers in one transaction (audit log, task
-//! projection, analytics; see [`crate::store::apply_batch`]), retrying as the
-//! failure deserves, and hand `task.completed` events to the webhook notifier.
+//! projection, analytics; see [`crate::store::apply_batch`]), park what fails
+//! for a reason of its own (`consumer::parking`), wait out outages, and hand
+//! `task.completed` events to the webhook notifier.
 
 pub mod dedup;
 pub mod notifier;
@@ -17,8 +18,10 @@ use todo_kafka::TopicNames;
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::dlq::{DeadLetters, Failure as DeadLetter};
+use crate::consumer::parking::{first_retry_at, Keys, ParkingLot, BEHIND};
 use crate::consumer::record::Record;
 use crate::consumer::retry::{sleep_or_cancel, Backoff};
+use crate::store::parking::{key_of, ToPark};
 use crate::store::{self, Applied, Failure, Incoming};
 use crate::Cancelled;
 
@@ -73,22 +76,46 @@ impl Processor {
             .canonical(&record.topic)
             .unwrap_or(&record.topic);
         let bytes = record.value.as_deref().unwrap_or_default();
-        decode_record(canonical, record.header(headers::CONTENT_TYPE), bytes).map_err(|e| {
-            DeadLetter {
-                class: e.class().to_owned(),
-                message: e.to_string(),
-                attempts: 1,
-            }
-        })
+        decode_record(canonical, record.header(headers::CONTENT_TYPE), bytes)
+            .map_err(|e| DeadLetter::new(e.class(), e.to_string(), 1))
+    }
+
+    /// The retry policy of parked records: backoff, and attempts before the
+    /// dead-letter topic.
+    pub fn retry_policy(&self) -> (Backoff, u32) {
+        (self.retry, self.attempts)
+    }
+
+    /// The wait policy while a dependency is down.
+    pub fn outage_policy(&self) -> Backoff {
+        self.outage
+    }
+
+    /// The event store.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Sends `record` to the dead-letter topic.
+    pub async fn dead_letter(
+        &self,
+        record: &Record,
+        failure: &DeadLetter,
+        cancel: &CancellationToken,
+    ) -> Result<(), Cancelled> {
+        self.dead_letters.send(record, failure, cancel).await
     }
 
     /// Processes `batch` (records of one partition, in order). When it returns
-    /// `Ok`, every record has been applied or dead-lettered and its offset may
-    /// be stored; the `task.completed` events are returned for the notifier.
+    /// `Ok`, every record has been applied, parked or dead-lettered and its
+    /// offset may be stored; the applied `task.completed` events are returned
+    /// for the notifier. A record of a key parked in `lot` is parked behind
+    /// it; a record whose handlers fail is parked (see `consumer::parking`).
     /// `Err(Cancelled)`: stopped part-way; store nothing (redelivery is harmless).
     pub async fn process(
         &self,
         batch: &[Record],
+        lot: &ParkingLot,
         cancel: &CancellationToken,
     ) -> Result<Notifications, Cancelled> {
         let mut incoming = Vec::with_capacity(batch.len());
@@ -109,12 +136,17 @@ impl Processor {
             }
         }
 
-        let (applied, failed) = self.apply(&incoming, cancel).await?;
+        // NB: held until what is parked is committed (see `consumer::parking`).
+        let mut keys = lot.lock().await;
+        let (applied, parked) = self.apply(&incoming, &records, &mut keys, cancel).await?;
+        drop(keys);
+        if !parked.is_empty() {
+            lot.wake();
+        }
         let mut notifications = Vec::new();
         let mut consumed = [0u64; 4];
         for (i, (inc, rec)) in incoming.iter().zip(&records).enumerate() {
-            if let Some((_, failure)) = failed.iter().find(|(idx, _)| *idx == i) {
-                dead.push((rec, failure.clone()));
+            if parked.contains(&i) {
                 continue;
             }
             crate::metrics::processing_time(rec.received.elapsed());
@@ -144,58 +176,145 @@ impl Processor {
         Ok(notifications)
     }
 
-    /// Applies `batch`; on a handler error, applies its events one by one so
-    /// only the culprit is retried to exhaustion and dead-lettered. Returns the
-    /// indexes of the events given up on.
+    /// Applies `batch`, parking the events of parked keys. On a handler
+    /// error, applies its events one by one, in order, so that the culprit
+    /// and the later events of its key are parked and the rest applied.
+    /// Returns the indexes of the parked events.
     async fn apply(
         &self,
         batch: &[Incoming],
+        records: &[&Record],
+        keys: &mut Keys,
         cancel: &CancellationToken,
-    ) -> Result<(Applied, Vec<(usize, DeadLetter)>), Cancelled> {
+    ) -> Result<(Applied, Vec<usize>), Cancelled> {
         if batch.is_empty() {
             return Ok((Applied::default(), Vec::new()));
         }
-        match self
-            .apply_with_retry(batch, batch.len() == 1, cancel)
+        let now = chrono::Utc::now();
+        let behind: Vec<usize> = (0..batch.len())
+            .filter(|&i| keys.contains(key_of(records[i])))
+            .collect();
+        let ready: Vec<Incoming> = (0..batch.len())
+            .filter(|i| !behind.contains(i))
+            .map(|i| batch[i].clone())
+            .collect();
+        let parks: Vec<ToPark<'_>> = behind
+            .iter()
+            .map(|&i| park_behind(records[i], &batch[i], now))
+            .collect();
+        if let Ok(applied) = self.apply_with_retry(&ready, &parks, cancel).await? {
+            for p in &parks {
+                keys.add(key_of(p.record), now);
+                crate::metrics::parked(BEHIND);
+            }
+            return Ok((applied, behind));
+        }
+        if ready.len() > 1 {
+            tracing::warn!(
+                events = ready.len(),
+                "a handler failed on the batch; applying its events one by one"
+            );
+        }
+        let mut total = Applied::default();
+        let mut parked = Vec::new();
+        let mut failures: Vec<(usize, DeadLetter)> = Vec::new();
+        let mut failed_keys: Vec<&[u8]> = Vec::new();
+        for (i, (one, record)) in batch.iter().zip(records).enumerate() {
+            let key = key_of(record);
+            if keys.contains(key) || failed_keys.contains(&key) {
+                parked.push(i);
+                continue;
+            }
+            match self
+                .apply_with_retry(std::slice::from_ref(one), &[], cancel)
+                .await?
+            {
+                Ok(a) => {
+                    total.new += a.new;
+                    total.duplicates += a.duplicates;
+                }
+                Err(f) => {
+                    let e = &one.event;
+                    tracing::warn!(event_id = %e.event_id, correlation_id = %e.correlation_id, task_id = e.task_id(),
+                        error = %f.message, "handler failed; parking the event and its key");
+                    failed_keys.push(key);
+                    failures.push((i, f));
+                    parked.push(i);
+                }
+            }
+        }
+        let due = first_retry_at(&self.retry);
+        let parks: Vec<ToPark<'_>> = parked
+            .iter()
+            .map(|&i| match failures.iter().find(|(j, _)| *j == i) {
+                Some((_, f)) => ToPark {
+                    failure: Some((f.class.as_str(), f.message.as_str(), f.attempts)),
+                    next_attempt_at: due,
+                    ..park_behind(records[i], &batch[i], now)
+                },
+                None => park_behind(records[i], &batch[i], now),
+            })
+            .collect();
+        if parks.is_empty() {
+            return Ok((total, parked));
+        }
+        if let Err(f) = self.apply_with_retry(&[], &parks, cancel).await? {
+            // Parking is an insert of bytes as read; only an outage stops it,
+            // and outages are waited out above.
+            tracing::error!(error = %f.message, "could not park; the batch is redelivered");
+            return Err(Cancelled);
+        }
+        for p in &parks {
+            keys.add(key_of(p.record), p.next_attempt_at);
+            crate::metrics::parked(p.failure.map_or(BEHIND, |(class, _, _)| class));
+        }
+        Ok((total, parked))
+    }
+
+    /// One parked record, from the start: its handlers (a no-op if they were
+    /// applied before), then its webhooks.
+    pub async fn retry_parked(
+        &self,
+        record: &Record,
+        cancel: &CancellationToken,
+    ) -> Result<Result<(), DeadLetter>, Cancelled> {
+        let event = match self.decode(record) {
+            Ok(e) => e,
+            Err(f) => return Ok(Err(f)),
+        };
+        let one = Incoming {
+            event,
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+        };
+        let applied = match self
+            .apply_with_retry(std::slice::from_ref(&one), &[], cancel)
             .await?
         {
-            Ok(applied) => Ok((applied, Vec::new())),
-            Err(_) if batch.len() > 1 => {
-                tracing::warn!(
-                    events = batch.len(),
-                    "a handler failed on the batch; applying its events one by one"
-                );
-                let mut total = Applied::default();
-                let mut failed = Vec::new();
-                for (i, one) in batch.iter().enumerate() {
-                    match self
-                        .apply_with_retry(std::slice::from_ref(one), true, cancel)
-                        .await?
-                    {
-                        Ok(a) => {
-                            total.new += a.new;
-                            total.duplicates += a.duplicates;
-                        }
-                        Err(f) => failed.push((i, f)),
-                    }
-                }
-                Ok((total, failed))
+            Ok(a) => a,
+            Err(f) => return Ok(Err(f)),
+        };
+        if applied.new > 0 {
+            crate::metrics::consumed(one.event.event_type().as_str(), 1);
+        }
+        match &self.notifier {
+            Some(n) if one.event.event_type() == EventType::Completed => {
+                n.notify(&one.event, cancel).await
             }
-            Err(f) => Ok((Applied::default(), vec![(0, f)])),
+            _ => Ok(Ok(())),
         }
     }
 
-    /// One transaction for `batch`, retried: forever while the database is
-    /// unreachable, and (when `exhaust`) up to the attempt budget with
-    /// exponential backoff on handler errors. Without `exhaust`, the first
-    /// handler error is returned at once (the caller isolates the culprit).
+    /// One transaction for `batch` and `parks`, retried forever while the
+    /// database is unreachable and a few times on a transaction conflict.
+    /// A handler error is returned at once (the caller parks the culprit).
     async fn apply_with_retry(
         &self,
         batch: &[Incoming],
-        exhaust: bool,
+        parks: &[ToPark<'_>],
         cancel: &CancellationToken,
     ) -> Result<Result<Applied, DeadLetter>, Cancelled> {
-        let mut attempts = 0;
         let mut outages = 0;
         let mut conflicts = 0;
         loop {
@@ -203,7 +322,7 @@ impl Processor {
                 return Err(Cancelled);
             }
             let started = std::time::Instant::now();
-            let err = match store::apply_batch(&self.pool, batch).await {
+            let err = match store::apply_and_park(&self.pool, batch, parks).await {
                 Ok(applied) => {
                     tracing::trace!(
                         events = batch.len(),
@@ -234,29 +353,23 @@ impl Processor {
                     }
                 }
                 Failure::Conflict | Failure::Handler => {
-                    attempts += 1;
-                    let failure = DeadLetter {
-                        class: HANDLER_FAILED.into(),
-                        message: err.to_string(),
-                        attempts,
-                    };
-                    if !exhaust {
-                        return Ok(Err(failure));
-                    }
-                    let e = &batch[0].event;
-                    if attempts >= self.attempts {
-                        tracing::error!(event_id = %e.event_id, correlation_id = %e.correlation_id, task_id = e.task_id(),
-                            error = %err, attempts, "handler failed; giving up on the event");
-                        return Ok(Err(failure));
-                    }
-                    crate::metrics::handler_retry("postgres");
-                    tracing::warn!(event_id = %e.event_id, correlation_id = %e.correlation_id, task_id = e.task_id(),
-                        error = %err, attempt = attempts, "handler failed; retrying");
-                    if !sleep_or_cancel(self.retry.delay(attempts), cancel).await {
-                        return Err(Cancelled);
-                    }
+                    return Ok(Err(DeadLetter::new(HANDLER_FAILED, err.to_string(), 1)));
                 }
             }
         }
+    }
+}
+
+/// A record parked behind an earlier one of its key.
+fn park_behind<'a>(
+    record: &'a Record,
+    incoming: &Incoming,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ToPark<'a> {
+    ToPark {
+        record,
+        event_id: incoming.event.event_id,
+        failure: None,
+        next_attempt_at: now,
     }
 }

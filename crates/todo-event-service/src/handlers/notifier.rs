@@ -1,6 +1,7 @@
 //! Webhook notifications on `task.completed`: one POST of the event's JSON to
-//! each configured URL, retried with backoff, deduplicated in Redis (or in
-//! Postgres: [`DedupStore`]).
+//! each configured URL, deduplicated in Redis (or in Postgres:
+//! [`DedupStore`]). A refused notification is not retried here: its event is
+//! parked and retried with backoff with its key (`consumer::parking`).
 //!
 //! Deduplication per (event, URL) with `SET NX` and an expiry, in two steps:
 //! a short claim (`SET key pending NX PX claim_ttl`) before the POST, so two
@@ -16,8 +17,7 @@ use super::dedup::{Claim, DedupStore, StoreDown};
 use todo_events::{ContentType, Event};
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::dlq::{DeadLetters, Failure};
-use crate::consumer::record::Record;
+use crate::consumer::dlq::Failure;
 use crate::consumer::retry::{sleep_or_cancel, Backoff};
 use crate::Cancelled;
 
@@ -33,10 +33,7 @@ pub struct Notifier {
     owner: String,
     dedup_ttl_s: u64,
     claim_ttl_ms: u64,
-    retry: Backoff,
-    attempts: u32,
     outage: Backoff,
-    dead_letters: DeadLetters,
 }
 
 /// Notifier settings.
@@ -51,17 +48,13 @@ pub struct NotifierSettings {
     pub dedup_ttl_s: u64,
     /// TTL of a claim.
     pub claim_ttl_ms: u64,
-    /// Backoff between failed POSTs.
-    pub retry: Backoff,
-    /// POST attempts before the event is dead-lettered.
-    pub attempts: u32,
     /// Longest wait between attempts while Redis is down.
     pub outage_cap: Duration,
 }
 
 impl Notifier {
     /// Builds the notifier.
-    pub fn new(s: NotifierSettings, dead_letters: DeadLetters) -> anyhow::Result<Self> {
+    pub fn new(s: NotifierSettings) -> anyhow::Result<Self> {
         Ok(Self {
             http: reqwest::Client::builder().timeout(s.timeout).build()?,
             urls: s
@@ -74,10 +67,7 @@ impl Notifier {
             owner: uuid::Uuid::new_v4().to_string(),
             dedup_ttl_s: s.dedup_ttl_s,
             claim_ttl_ms: s.claim_ttl_ms,
-            retry: s.retry,
-            attempts: s.attempts.max(1),
             outage: Backoff::new(Duration::from_millis(100), 2.0, s.outage_cap),
-            dead_letters,
         })
     }
 
@@ -86,71 +76,56 @@ impl Notifier {
         format!("todo-event-service:webhook:{}:{url}", event.event_id)
     }
 
-    /// Notifies every URL of every event; returns when each notification was
-    /// sent (now or before) or dead-lettered.
-    pub async fn notify_all(
+    /// Notifies every URL of `event`, one attempt each; a URL notified before
+    /// is skipped. `Err` names the URLs that refused: the caller parks the
+    /// event and retries it later (see `consumer::parking`).
+    #[tracing::instrument(skip_all, fields(event_id = %event.event_id, correlation_id = %event.correlation_id, task_id = event.task_id()))]
+    pub async fn notify(
         &self,
-        events: &[(Record, Event)],
+        event: &Event,
         cancel: &CancellationToken,
-    ) -> Result<(), Cancelled> {
-        for (record, event) in events {
-            for url in &self.urls {
-                self.notify(record, event, url, cancel).await?;
+    ) -> Result<Result<(), Failure>, Cancelled> {
+        let mut refused = Vec::new();
+        for url in &self.urls {
+            if let Err(e) = self.notify_url(event, url, cancel).await? {
+                tracing::warn!(url = %url, error = %e, "webhook failed");
+                refused.push(format!("{url}: {e}"));
             }
         }
-        Ok(())
+        if refused.is_empty() {
+            return Ok(Ok(()));
+        }
+        Ok(Err(Failure::new(WEBHOOK_FAILED, refused.join("; "), 1)))
     }
 
-    #[tracing::instrument(skip_all, fields(event_id = %event.event_id, correlation_id = %event.correlation_id, task_id = event.task_id(), url = %url))]
-    async fn notify(
+    /// One attempt at one URL, unless it was notified before.
+    async fn notify_url(
         &self,
-        record: &Record,
         event: &Event,
         url: &str,
         cancel: &CancellationToken,
-    ) -> Result<(), Cancelled> {
+    ) -> Result<Result<(), reqwest::Error>, Cancelled> {
         let key = Self::dedup_key(event, url);
         if !self.claim(&key, cancel).await? {
-            tracing::debug!("already notified");
-            return Ok(());
+            tracing::debug!(url, "already notified");
+            return Ok(Ok(()));
         }
-        let mut attempt = 0;
-        let result = loop {
-            attempt += 1;
-            let sent = tokio::select! {
-                r = self.post(url, event) => r,
-                _ = cancel.cancelled() => {
-                    self.release(&key).await;
-                    return Err(Cancelled);
-                }
-            };
-            match sent {
-                Ok(()) => break Ok(()),
-                Err(e) if attempt >= self.attempts => break Err(e),
-                Err(e) => {
-                    crate::metrics::handler_retry("webhook");
-                    tracing::warn!(error = %e, attempt, "webhook failed; retrying");
-                    if !sleep_or_cancel(self.retry.delay(attempt), cancel).await {
-                        self.release(&key).await;
-                        return Err(Cancelled);
-                    }
-                }
+        let sent = tokio::select! {
+            r = self.post(url, event) => r,
+            _ = cancel.cancelled() => {
+                self.release(&key).await;
+                return Err(Cancelled);
             }
         };
-        match result {
+        match sent {
             Ok(()) => {
                 crate::metrics::webhook_sent();
-                self.mark_done(&key, cancel).await
+                self.mark_done(&key, cancel).await?;
+                Ok(Ok(()))
             }
             Err(e) => {
-                tracing::error!(error = %e, attempts = attempt, "webhook kept failing; dead-lettering the event");
                 self.release(&key).await;
-                let failure = Failure {
-                    class: WEBHOOK_FAILED.into(),
-                    message: format!("{url}: {e}"),
-                    attempts: attempt,
-                };
-                self.dead_letters.send(record, &failure, cancel).await
+                Ok(Err(e))
             }
         }
     }

@@ -2,11 +2,12 @@
 //! in one transaction ([`apply_batch`]), and the queries of the read API.
 
 pub mod dlq_actions;
+pub mod parking;
 mod queries;
 mod write;
 
 pub use queries::*;
-pub use write::{apply_batch, Applied, Incoming};
+pub use write::{apply_and_park, apply_batch, Applied, Incoming};
 
 /// How a database error should be treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

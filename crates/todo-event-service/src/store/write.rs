@@ -22,6 +22,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::parking::{self, ToPark};
 use crate::handlers::projection::{self, TaskDelta};
 
 /// An event with where it was read from.
@@ -131,9 +132,33 @@ completions AS (
 SELECT count(*) FROM fresh
 "#;
 
+/// Applies `batch` and parks `parks` atomically: one statement when nothing
+/// is parked (the common case), else one transaction.
+#[tracing::instrument(skip_all, fields(events = batch.len(), parked = parks.len()))]
+pub async fn apply_and_park(
+    pool: &PgPool,
+    batch: &[Incoming],
+    parks: &[ToPark<'_>],
+) -> Result<Applied, sqlx::Error> {
+    if parks.is_empty() {
+        return apply_batch(pool, batch).await;
+    }
+    let mut tx = pool.begin().await?;
+    let applied = if batch.is_empty() {
+        Applied::default()
+    } else {
+        apply_batch(&mut *tx, batch).await?
+    };
+    parking::park(&mut tx, parks).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
 /// Applies `batch` atomically (one statement).
-#[tracing::instrument(skip_all, fields(events = batch.len()))]
-pub async fn apply_batch(pool: &PgPool, batch: &[Incoming]) -> Result<Applied, sqlx::Error> {
+pub async fn apply_batch<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    batch: &[Incoming],
+) -> Result<Applied, sqlx::Error> {
     // A batch may hold the same event twice (a producer retry); keep the first.
     let mut seen = HashSet::new();
     let unique: Vec<&Incoming> = batch
@@ -204,7 +229,7 @@ pub async fn apply_batch(pool: &PgPool, batch: &[Incoming]) -> Result<Applied, s
         .bind(&p.deleted_at)
         .bind(&p.task_version)
         .bind(&p.last_event_at)
-        .fetch_one(pool)
+        .fetch_one(db)
         .await?;
     let fresh = fresh as usize;
     Ok(Applied {

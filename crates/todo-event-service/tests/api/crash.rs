@@ -1,32 +1,14 @@
 //! The service killed with SIGKILL mid-backlog: after a restart nothing is
 //! lost and nothing has a double effect.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use todo_events::{Event, TaskStatus};
 
 use crate::helpers::*;
 
 fn start_process(h: &Harness) -> Child {
-    start_process_with(h, &[])
-}
-
-fn start_process_with(h: &Harness, env: &[(&str, &str)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_todo-event-service"))
-        .env("HTTP_ADDR", "127.0.0.1:0")
-        .env("EVENT_DATABASE_URL", &h.database_url)
-        .env("KAFKA_BOOTSTRAP_SERVERS", &h.stack.kafka_bootstrap)
-        .env("KAFKA_TOPIC_PREFIX", &h.prefix)
-        .env("KAFKA_GROUP_ID", &h.group)
-        .env("CONSUMER_BATCH_SIZE", "50")
-        .env("KAFKA_AUTO_COMMIT_INTERVAL_MS", "200")
-        .env("WEBHOOK_URLS", "")
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the service binary starts")
+    h.start_process(&[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -90,7 +72,7 @@ async fn on_sigterm_the_service_drains_commits_its_offsets_and_exits_cleanly() {
     let h = Harness::new().await;
     let events: Vec<Event> = (1..=300).map(|id| created(id, Some(1), 0, "t")).collect();
     h.produce(&events).await;
-    let mut service = start_process_with(&h, &[("KAFKA_AUTO_COMMIT_INTERVAL_MS", "600000")]);
+    let mut service = h.start_process(&[("KAFKA_AUTO_COMMIT_INTERVAL_MS", "600000")]);
     h.wait_for("SELECT count(*) FROM processed_events", 300)
         .await;
     let before: i64 = h

@@ -82,6 +82,19 @@ impl TestService {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// A gauge labelled by topic and partition, from `/metrics`.
+    pub async fn partition_gauge(&self, name: &str, topic: &str, partition: i32) -> Option<f64> {
+        let text = self.get("/metrics").await.text().await.ok()?;
+        let (topic, partition) = (
+            format!("topic=\"{topic}\""),
+            format!("partition=\"{partition}\""),
+        );
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .find(|l| l.contains(&topic) && l.contains(&partition))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
     pub async fn get_json(&self, path: &str) -> Value {
         let resp = self.get(path).await;
         assert_eq!(resp.status(), 200, "GET {path}");
@@ -173,6 +186,51 @@ impl Harness {
             cancel,
             handle: Some(handle),
         }
+    }
+
+    /// The service's binary started on this harness, with `env` on top of
+    /// the harness's settings; its output is discarded.
+    pub fn start_process(&self, env: &[(&str, &str)]) -> std::process::Child {
+        use std::process::{Command, Stdio};
+        Command::new(env!("CARGO_BIN_EXE_todo-event-service"))
+            .env("HTTP_ADDR", "127.0.0.1:0")
+            .env("EVENT_DATABASE_URL", &self.database_url)
+            .env("KAFKA_BOOTSTRAP_SERVERS", &self.stack.kafka_bootstrap)
+            .env("KAFKA_TOPIC_PREFIX", &self.prefix)
+            .env("KAFKA_GROUP_ID", &self.group)
+            .env("CONSUMER_BATCH_SIZE", "50")
+            .env("KAFKA_AUTO_COMMIT_INTERVAL_MS", "200")
+            .env("WEBHOOK_URLS", "")
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the service binary starts")
+    }
+
+    /// Produces one event to partition 0 of its topic.
+    pub async fn produce_to_partition_0(&self, event: &Event) {
+        let value = event.encode(ContentType::Json).unwrap();
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &event.headers(ContentType::Json) {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let key = event.key();
+        let topic = self.topic(event.event_type());
+        let record = FutureRecord::to(&topic)
+            .partition(0)
+            .key(key.as_bytes())
+            .payload(&value)
+            .headers(headers);
+        self.producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produced");
     }
 
     pub fn topic(&self, t: EventType) -> String {

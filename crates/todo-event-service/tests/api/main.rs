@@ -10,5 +10,6 @@ mod helpers;
 mod idempotency;
 mod lag;
 mod ordering;
+mod parking;
 mod rebalance;
 mod webhooks;
