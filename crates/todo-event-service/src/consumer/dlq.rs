@@ -311,6 +311,27 @@ mod tests {
     }
 
     #[test]
+    fn a_parked_record_keeps_the_time_of_its_first_failure_unless_a_replay_carries_an_earlier_one()
+    {
+        let parked = Failure {
+            first_failed_at_ms: Some(1_500),
+            ..failure("boom")
+        };
+
+        let fresh = dead_letter_headers(&record(vec![]), &parked, GROUP, 9_000);
+        let replayed = dead_letter_headers(
+            &record(vec![(DLQ_FIRST_FAILED_AT, "700")]),
+            &parked,
+            GROUP,
+            9_000,
+        );
+
+        assert_eq!(get(&fresh, DLQ_FIRST_FAILED_AT), ["1500"]);
+        assert_eq!(get(&fresh, DLQ_LAST_FAILED_AT), ["9000"]);
+        assert_eq!(get(&replayed, DLQ_FIRST_FAILED_AT), ["700"]);
+    }
+
+    #[test]
     fn a_replayed_record_failing_again_has_one_of_each_failure_header_within_2_kib() {
         // A record replayed after earlier failures, carrying their headers
         // (some twice, one of them huge, one this version does not know).

@@ -47,6 +47,7 @@ fn the_alerts_watch_the_metrics_the_services_export() {
         "events_published_failures_total",
         todo_event_service::metrics::CONSUMER_LAG,
         todo_event_service::metrics::CONSUMER_LAG_SECONDS,
+        todo_event_service::metrics::OLDEST_PARKED_AGE_SECONDS,
         todo_event_service::metrics::EVENT_PROCESSING_DURATION_SECONDS,
     ] {
         assert!(rules.contains(metric), "alerts.yml does not use {metric}");
