@@ -1,0 +1,41 @@
+//! The Dapr sidecar as a transport, over its HTTP API (runtime 1.14):
+//!
+//! * [`publish`]: the bulk publish API with `rawPayload`, so a record written
+//!   through the sidecar has the same bytes, key and headers as one written
+//!   to Kafka directly (the backend's relay);
+//! * [`subscribe`]: what a subscriber serves on `GET /dapr/subscribe`, the
+//!   CloudEvent deliveries it receives (single or bulk), and its answers
+//!   (the event service's Dapr intake).
+
+pub mod publish;
+pub mod subscribe;
+
+/// Where a sidecar's HTTP API listens, and its pub/sub component.
+#[derive(Clone, Debug)]
+pub struct Sidecar {
+    /// Base URL of the sidecar's HTTP API, e.g. `http://127.0.0.1:3500`.
+    pub base_url: String,
+    /// The pub/sub component's name (`kafka-pubsub`).
+    pub pubsub: String,
+}
+
+impl Sidecar {
+    /// The sidecar on `host:port` with pub/sub component `pubsub`.
+    pub fn new(host: &str, port: u16, pubsub: &str) -> Self {
+        Self {
+            base_url: format!("http://{host}:{port}"),
+            pubsub: pubsub.to_owned(),
+        }
+    }
+
+    /// Whether the sidecar is up and its components are ready to publish
+    /// (`/v1.0/healthz/outbound`, which needs no app).
+    pub async fn ready(&self, http: &reqwest::Client) -> Result<(), String> {
+        let url = format!("{}/v1.0/healthz/outbound", self.base_url);
+        match http.get(&url).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("Dapr sidecar at {} answered {}", self.base_url, r.status())),
+            Err(e) => Err(format!("Dapr sidecar unreachable at {}: {e}", self.base_url)),
+        }
+    }
+}
