@@ -70,6 +70,20 @@ pub struct Config {
     /// Relay settings.
     #[command(flatten)]
     pub relay: RelayArgs,
+
+    /// How the relay publishes: `kafka` (in process, the default) or `dapr`
+    /// (through the sidecar's pub/sub API). One deployment uses one: the two
+    /// hash keys to partitions differently.
+    #[arg(
+        long = "event-transport",
+        env = "EVENT_TRANSPORT",
+        value_enum,
+        default_value = "kafka"
+    )]
+    pub event_transport: crate::outbox::publish::Transport,
+
+    #[command(flatten)]
+    pub dapr: todo_dapr::DaprArgs,
     /// Kafka connection.
     #[command(flatten)]
     pub kafka: KafkaArgs,

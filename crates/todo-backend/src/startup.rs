@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::outbox::publish::{Publisher, Transport};
 use crate::outbox::relay::Relay;
 use crate::outbox::EventWriter;
 use crate::routes;
@@ -119,8 +120,25 @@ impl Application {
             topics.clone(),
         );
         let relay = if config.relay.enabled {
-            let producer = todo_kafka::producer(&config.kafka.producer_config(&config.producer)?)
-                .context("creating the Kafka producer")?;
+            let publisher = match config.event_transport {
+                Transport::Kafka => Publisher::Kafka(
+                    todo_kafka::producer(&config.kafka.producer_config(&config.producer)?)
+                        .context("creating the Kafka producer")?,
+                ),
+                Transport::Dapr => {
+                    let sidecar = config.dapr.sidecar();
+                    tracing::warn!(sidecar = %sidecar.base_url, pubsub = %sidecar.pubsub,
+                        "publishing through the Dapr sidecar: every publisher of these topics must use Dapr too \
+                         (Dapr's producer hashes keys to partitions differently from the Kafka client's)");
+                    Publisher::Dapr(
+                        todo_dapr::publish::Publisher::new(
+                            sidecar,
+                            Duration::from_millis(config.dapr.timeout_ms),
+                        )
+                        .context("creating the Dapr client")?,
+                    )
+                }
+            };
             todo_kafka::provision_in_background(
                 config.kafka.client_config(&[])?,
                 topics.all(),
@@ -130,7 +148,7 @@ impl Application {
             );
             Some(Relay::new(
                 pool.clone(),
-                producer,
+                publisher,
                 config.relay.clone(),
                 events.wake_signal(),
             ))

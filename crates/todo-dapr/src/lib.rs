@@ -10,6 +10,42 @@
 pub mod publish;
 pub mod subscribe;
 
+/// The sidecar settings of a service in Dapr mode.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DaprArgs {
+    /// Host of the Dapr sidecar's HTTP API.
+    #[arg(long = "dapr-host", env = "DAPR_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port of the Dapr sidecar's HTTP API.
+    #[arg(
+        long = "dapr-http-port",
+        env = "DAPR_HTTP_PORT",
+        default_value_t = 3500
+    )]
+    pub http_port: u16,
+    /// The Dapr pub/sub component (deploy/dapr/pubsub.yaml).
+    #[arg(
+        long = "dapr-pubsub-name",
+        env = "DAPR_PUBSUB_NAME",
+        default_value = "kafka-pubsub"
+    )]
+    pub pubsub: String,
+    /// Timeout of one request to the sidecar.
+    #[arg(
+        long = "dapr-timeout-ms",
+        env = "DAPR_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub timeout_ms: u64,
+}
+
+impl DaprArgs {
+    /// The sidecar these settings name.
+    pub fn sidecar(&self) -> Sidecar {
+        Sidecar::new(&self.host, self.http_port, &self.pubsub)
+    }
+}
+
 /// Where a sidecar's HTTP API listens, and its pub/sub component.
 #[derive(Clone, Debug)]
 pub struct Sidecar {
@@ -34,8 +70,15 @@ impl Sidecar {
         let url = format!("{}/v1.0/healthz/outbound", self.base_url);
         match http.get(&url).send().await {
             Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("Dapr sidecar at {} answered {}", self.base_url, r.status())),
-            Err(e) => Err(format!("Dapr sidecar unreachable at {}: {e}", self.base_url)),
+            Ok(r) => Err(format!(
+                "Dapr sidecar at {} answered {}",
+                self.base_url,
+                r.status()
+            )),
+            Err(e) => Err(format!(
+                "Dapr sidecar unreachable at {}: {e}",
+                self.base_url
+            )),
         }
     }
 }

@@ -92,8 +92,11 @@ impl Publisher {
         let body: Vec<Entry<'_>> = records
             .iter()
             .map(|r| {
-                let mut metadata: HashMap<&str, &str> =
-                    r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let mut metadata: HashMap<&str, &str> = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
                 metadata.insert("partitionKey", r.key);
                 Entry {
                     entry_id: &r.entry_id,

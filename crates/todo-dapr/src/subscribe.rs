@@ -27,7 +27,14 @@ pub const TIMESTAMP: &str = "__timestamp";
 
 /// One programmatic subscription: raw payloads, delivered in bulk to `route`,
 /// with Dapr's own dead-letter topic as the backstop.
-pub fn subscription(pubsub: &str, topic: &str, route: &str, dead_letter_topic: &str, max_messages: usize, max_await_ms: u64) -> Value {
+pub fn subscription(
+    pubsub: &str,
+    topic: &str,
+    route: &str,
+    dead_letter_topic: &str,
+    max_messages: usize,
+    max_await_ms: u64,
+) -> Value {
     json!({
         "pubsubname": pubsub,
         "topic": topic,
@@ -176,7 +183,9 @@ mod tests {
         }))
         .unwrap();
 
-        let r = delivery.entries[0].record(delivery.topic.as_deref()).unwrap();
+        let r = delivery.entries[0]
+            .record(delivery.topic.as_deref())
+            .unwrap();
 
         assert_eq!(r.value, br#"{"a":1}"#);
         assert_eq!(r.topic, "p.todo.tasks.created");

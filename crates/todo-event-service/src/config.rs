@@ -44,6 +44,18 @@ pub struct Config {
     /// `--migrate-only` Job) has brought the schema to this binary's version.
     #[arg(long, env = "SKIP_MIGRATIONS")]
     pub skip_migrations: bool,
+    /// Where events come from: `kafka` (the service's own consumer, the
+    /// default) or `dapr` (deliveries from the Dapr sidecar's subscription).
+    #[arg(
+        long = "event-source",
+        env = "EVENT_SOURCE",
+        value_enum,
+        default_value = "kafka"
+    )]
+    pub event_source: EventSource,
+    /// The Dapr sidecar, with `EVENT_SOURCE=dapr`.
+    #[command(flatten)]
+    pub dapr: todo_dapr::DaprArgs,
     /// Consumer settings.
     #[command(flatten)]
     pub consumer: ConsumerArgs,
@@ -62,6 +74,15 @@ pub struct Config {
     /// Topic provisioning.
     #[command(flatten)]
     pub topics: TopicSettings,
+}
+
+/// Where events come from.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventSource {
+    /// The service's own Kafka consumer.
+    Kafka,
+    /// The Dapr sidecar's deliveries.
+    Dapr,
 }
 
 /// The Kafka consumer.

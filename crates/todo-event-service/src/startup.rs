@@ -20,7 +20,8 @@ use todo_runtime::dependency::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, EventSource};
+use crate::consumer::dapr::{DaprIntake, DaprIntakeSettings};
 use crate::consumer::dlq::DeadLetters;
 use crate::consumer::{ConsumerSettings, EventConsumer, KafkaProbe, RunningConsumer};
 use crate::handlers::dedup::DedupStore;
@@ -65,6 +66,8 @@ pub struct Application {
 
 /// What the consumer needs to start, once its dependencies are up.
 struct ConsumerStart {
+    /// Events come from the Dapr sidecar: no Kafka consumer.
+    dapr: bool,
     settings: ConsumerSettings,
     processor: Arc<Processor>,
     database: Dependency,
@@ -148,7 +151,21 @@ impl Application {
             notifier,
         ));
         let running = RunningConsumer::default();
+        let dapr = (config.event_source == EventSource::Dapr).then(|| {
+            DaprIntake::new(
+                processor.clone(),
+                DaprIntakeSettings {
+                    pubsub: config.dapr.pubsub.clone(),
+                    topics: topics.task_topics(),
+                    dead_letter_topic: topics.dlq(),
+                    batch_size: config.consumer.batch_size,
+                    outage_answer_after: Duration::from_secs(5),
+                },
+                shutdown.token(),
+            )
+        });
         let consumer = ConsumerStart {
+            dapr: dapr.is_some(),
             settings: ConsumerSettings {
                 client: config.kafka.client_config(&config.consumer.typed())?,
                 topics: topics.task_topics(),
@@ -170,17 +187,20 @@ impl Application {
         let state = AppState {
             pool: pool.clone(),
             database: database.clone(),
-            kafka: KafkaProbe::new(kafka, running),
+            kafka: KafkaProbe::new(kafka, running, dapr.is_some()),
             metrics,
         };
-        let read_api = todo_runtime::http::when_up(
-            Router::new()
-                .merge(routes::audit::router())
-                .merge(routes::events::router())
-                .merge(routes::analytics::router()),
-            database,
-            || crate::error::ApiError::NotConnected.into_response(),
-        );
+        let mut read_api = Router::new()
+            .merge(routes::audit::router())
+            .merge(routes::events::router())
+            .merge(routes::analytics::router());
+        if let Some(intake) = &dapr {
+            // Until the database is reached, deliveries get 503: Dapr delivers again.
+            read_api = read_api.merge(intake.router());
+        }
+        let read_api = todo_runtime::http::when_up(read_api, database, || {
+            crate::error::ApiError::NotConnected.into_response()
+        });
         let router = Router::new()
             .merge(read_api)
             .merge(routes::health::router())
@@ -245,6 +265,13 @@ impl ConsumerStart {
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             ready = deps => if ready.is_err() { return Ok(()) },
+        }
+        if self.dapr {
+            tracing::info!(
+                "events come from the Dapr sidecar (EVENT_SOURCE=dapr); no Kafka consumer"
+            );
+            stop.cancelled().await;
+            return Ok(());
         }
         let group = self.settings.group_id.clone();
         let topics = self.settings.topics.clone();

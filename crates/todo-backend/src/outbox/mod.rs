@@ -2,6 +2,7 @@
 //! the change it describes, and the relay publishes it after commit.
 
 pub mod payloads;
+pub mod publish;
 pub mod relay;
 pub mod replay;
 

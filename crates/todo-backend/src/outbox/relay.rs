@@ -1,5 +1,6 @@
-//! The outbox relay: publishes unpublished outbox rows to Kafka in id order
-//! and marks them published once Kafka acknowledged them (acks=all).
+//! The outbox relay: publishes unpublished outbox rows in id order, straight
+//! to Kafka or through the Dapr sidecar ([`Publisher`]), and marks them
+//! published once the broker acknowledged them (acks=all).
 //!
 //! Exactly one relay is active per database: a session-level Postgres
 //! advisory lock elects it; the others stand by and take over when its
@@ -10,16 +11,13 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureRecord, Producer as _};
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
-use todo_kafka::Producer;
 use todo_runtime::retry::Backoff;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::publish::{Acks, Outgoing, PublishError, Publisher};
 use super::NOTIFY_CHANNEL;
 use crate::config::RelayArgs;
 use crate::metrics as m;
@@ -45,7 +43,7 @@ struct Row {
 /// The relay task.
 pub struct Relay {
     pool: PgPool,
-    producer: Producer,
+    publisher: Publisher,
     settings: RelayArgs,
     wake: Arc<Notify>,
 }
@@ -60,11 +58,11 @@ struct BatchOutcome {
 }
 
 impl Relay {
-    /// A relay over `pool`'s outbox, publishing with `producer`.
-    pub fn new(pool: PgPool, producer: Producer, settings: RelayArgs, wake: Arc<Notify>) -> Self {
+    /// A relay over `pool`'s outbox, publishing with `publisher`.
+    pub fn new(pool: PgPool, publisher: Publisher, settings: RelayArgs, wake: Arc<Notify>) -> Self {
         Self {
             pool,
-            producer,
+            publisher,
             settings,
             wake,
         }
@@ -90,11 +88,7 @@ impl Relay {
                 _ = tokio::time::sleep(Duration::from_millis(self.settings.backoff_base_ms)) => {}
             }
         }
-        let _ = tokio::task::spawn_blocking({
-            let producer = self.producer.clone();
-            move || producer.flush(Duration::from_secs(5))
-        })
-        .await;
+        self.publisher.flush().await;
         tracing::info!("outbox relay stopped");
     }
 
@@ -180,7 +174,7 @@ impl Relay {
             }
             // After a failure, one batch at a time until one goes through.
             let depth = if failures == 0 {
-                self.settings.pipeline_depth.max(1)
+                self.publisher.max_in_flight(self.settings.pipeline_depth)
             } else {
                 1
             };
@@ -312,56 +306,24 @@ impl Relay {
         }
         let started = Instant::now();
         let mut sent = Vec::with_capacity(rows.len());
-        let mut deliveries = Vec::with_capacity(rows.len());
+        let mut outgoing = Vec::with_capacity(rows.len());
         for row in rows {
-            let headers = row.headers.iter().fold(
-                OwnedHeaders::new_with_capacity(row.headers.len()),
-                |h, [k, v]| {
-                    h.insert(Header {
-                        key: k,
-                        value: Some(v.as_bytes()),
-                    })
-                },
-            );
-            let mut record = FutureRecord::to(&row.topic)
-                .key(&row.key)
-                .payload(&row.payload)
-                .headers(headers);
-            // NB: never await one send at a time; queue them all, and a
-            // task awaits the delivery reports in order.
-            let delivery = loop {
-                match self.producer.send_result(record) {
-                    Ok(fut) => break Ok(fut),
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        record = r;
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                    }
-                    Err((e, _)) => break Err(e),
-                }
-            };
-            deliveries.push(delivery);
             pipeline.ids.insert(row.id);
             sent.push(Sent {
                 id: row.id,
                 event_id: row.event_id,
                 event_type: row.event_type,
+                topic: row.topic.clone(),
+            });
+            outgoing.push(Outgoing {
+                id: row.id,
                 topic: row.topic,
+                key: row.key,
+                payload: row.payload,
+                headers: row.headers.0.into_iter().map(|[k, v]| (k, v)).collect(),
             });
         }
-        let acks = tokio::spawn(async move {
-            let mut results = Vec::with_capacity(deliveries.len());
-            for delivery in deliveries {
-                results.push(match delivery {
-                    Ok(fut) => match fut.await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err((e, _))) => Err(e),
-                        Err(_) => Err(KafkaError::Canceled),
-                    },
-                    Err(e) => Err(e),
-                });
-            }
-            results
-        });
+        let acks = self.publisher.send(outgoing).await;
         pipeline.batches.push_back(Batch {
             sent,
             acks,
@@ -374,7 +336,7 @@ impl Relay {
     /// attempt on the failed ones; `acks` are its delivery reports.
     async fn finish_oldest(
         &self,
-        acks: Vec<Result<(), KafkaError>>,
+        acks: Vec<Result<(), PublishError>>,
         pipeline: &mut Pipeline,
     ) -> Result<BatchOutcome, sqlx::Error> {
         let batch = pipeline
@@ -393,7 +355,7 @@ impl Relay {
                 }
                 Err(e) => {
                     m::publish_failed(&row.event_type);
-                    tracing::warn!(event_id = %row.event_id, topic = %row.topic, error = %e, retriable = todo_kafka::is_retriable(&e), "event publish failed; will retry");
+                    tracing::warn!(event_id = %row.event_id, topic = %row.topic, error = %e, retriable = e.retriable, "event publish failed; will retry");
                     failed.push(row.id);
                 }
             }
@@ -448,14 +410,21 @@ impl Pipeline {
 
     /// The oldest batch's delivery reports, once all are in. Cancel safe:
     /// the batch stays in the pipeline until [`Relay::finish_oldest`].
-    async fn oldest_acks(&mut self) -> Vec<Result<(), KafkaError>> {
+    async fn oldest_acks(&mut self) -> Vec<Result<(), PublishError>> {
         let Some(batch) = self.batches.front_mut() else {
             return std::future::pending().await;
         };
         let n = batch.sent.len();
-        (&mut batch.acks)
-            .await
-            .unwrap_or_else(|_| (0..n).map(|_| Err(KafkaError::Canceled)).collect())
+        (&mut batch.acks).await.unwrap_or_else(|_| {
+            (0..n)
+                .map(|_| {
+                    Err(PublishError {
+                        message: "the delivery task ended".into(),
+                        retriable: true,
+                    })
+                })
+                .collect()
+        })
     }
 
     /// Forgets everything in flight (its rows stay unpublished).
@@ -468,7 +437,7 @@ impl Pipeline {
 /// A batch whose sends are queued; a task collects its delivery reports.
 struct Batch {
     sent: Vec<Sent>,
-    acks: tokio::task::JoinHandle<Vec<Result<(), KafkaError>>>,
+    acks: Acks,
     started: Instant,
 }
 

@@ -1,3 +1,6 @@
+//! How events come in: the Kafka consumer here, or the Dapr sidecar's
+//! deliveries (`dapr`), both into the same [`Processor`].
+//!
 //! The Kafka consumer: one group over the four task topics, one task per
 //! assigned partition (order within a partition, parallel across partitions),
 //! offsets stored only after processing, committed periodically, on revoke and
@@ -9,6 +12,7 @@
 //! revoke the callback stops the partition tasks, waits (bounded) for their
 //! batch in hand, and commits synchronously before the partitions move.
 
+pub mod dapr;
 pub mod dlq;
 mod lag;
 pub mod parking;
@@ -396,18 +400,35 @@ pub enum KafkaState {
 pub struct KafkaProbe {
     kafka: todo_runtime::dependency::Dependency,
     running: RunningConsumer,
+    no_consumer: bool,
 }
 
 impl KafkaProbe {
-    /// A probe over the service's Kafka dependency and its consumer.
-    pub fn new(kafka: todo_runtime::dependency::Dependency, running: RunningConsumer) -> Self {
-        Self { kafka, running }
+    /// A probe over the service's Kafka dependency and its consumer; with
+    /// `no_consumer` (events come through Dapr) over the dependency alone.
+    pub fn new(
+        kafka: todo_runtime::dependency::Dependency,
+        running: RunningConsumer,
+        no_consumer: bool,
+    ) -> Self {
+        Self {
+            kafka,
+            running,
+            no_consumer,
+        }
     }
 
     /// Where Kafka stands: the consumer must run and the cluster's metadata
     /// be fetched within `timeout`.
     pub async fn state(&self, timeout: Duration) -> KafkaState {
         use todo_runtime::dependency::State;
+        if self.no_consumer {
+            return match self.kafka.state() {
+                State::Up => KafkaState::Up,
+                State::Connecting { last_error, .. } => KafkaState::Connecting(last_error),
+                other => KafkaState::Down(Some(other.word().to_owned())),
+            };
+        }
         let Some(consumer) = self.running.get() else {
             return match self.kafka.state() {
                 State::Connecting { last_error, .. } => KafkaState::Connecting(last_error),

@@ -124,6 +124,24 @@ impl ParkingLot {
         Ok(Arc::new(lot))
     }
 
+    /// Adds the keys parked in PostgreSQL that this lot does not know (parked
+    /// by another instance that had the partition before).
+    pub async fn refresh(&self, cancel: &CancellationToken) -> Result<(), Cancelled> {
+        let heads = self
+            .until_done("reading the parked keys", cancel, || {
+                parking::heads(&self.pool, &self.topic, self.partition)
+            })
+            .await?;
+        let mut keys = self.keys.lock().await;
+        for h in heads {
+            keys.0.entry(h.key).or_insert(KeyState {
+                due: h.next_attempt_at,
+                since: h.parked_at,
+            });
+        }
+        Ok(())
+    }
+
     /// The parked keys; a batch holds them until what it parks is committed.
     pub async fn lock(&self) -> MutexGuard<'_, Keys> {
         self.keys.lock().await
