@@ -55,6 +55,7 @@ service_start() {
   }
   if [ -n "$(service_pid "$s")" ]; then
     say "$s already up on $(service_url "$s") (pid $(service_pid "$s"))"
+    if declare -F transport >/dev/null && [ "$(transport)" = dapr ]; then dapr_start "dapr-$s"; fi
     if [ "$ROOT/target/release/$(service_crate "$s")" -nt "$(service_pidfile "$s")" ]; then
       warn "$s was built again since it started; ./dev stop $s && ./dev start $s runs the new build"
     fi
@@ -64,6 +65,13 @@ service_start() {
   port_busy "$port" && die "port $port is taken by another program ($(port_owner "$port")); set TODO_$(echo "$s" | tr a-z- A-Z_)_PORT"
   bin=$ROOT/target/release/$(service_crate "$s")
   [ -x "$bin" ] || services_build
+  # Dapr mode (ops/dapr.sh): the service reaches Kafka through its sidecar,
+  # which starts first (it waits for the app's port before it subscribes).
+  local dapr=0
+  if declare -F transport >/dev/null && [ "$(transport)" = dapr ]; then
+    dapr=1
+    dapr_start "dapr-$s"
+  fi
   local log=$LOGS/$s.log
   [ -f "$log" ] && mv "$log" "$log.1"
   say "starting $s on $(service_url "$s")"
@@ -72,6 +80,8 @@ service_start() {
     export HTTP_ADDR=127.0.0.1:$port
     # shellcheck disable=SC1091
     [ -f "$ROOT/.env" ] && set -a && . "$ROOT/.env" && set +a
+    # After .env: --dapr means Dapr whatever .env says.
+    if [ "$dapr" = 1 ]; then eval "$(dapr_service_env "$s")"; fi
     nohup setsid "$bin" >"$log" 2>&1 </dev/null &
     echo $! >"$(service_pidfile "$s")"
   )
@@ -79,6 +89,9 @@ service_start() {
     tail -20 "$log" >&2
     die "$s did not become healthy in 60s (see $log)"
   }
+  if [ "$dapr" = 1 ]; then
+    wait_for 30 "dapr-$s" dapr_healthy "dapr-$s" || warn "dapr-$s does not reach $s yet (see $LOGS/dapr-$s.log)"
+  fi
 }
 
 service_stop() {

@@ -38,6 +38,24 @@ check "postgres stays up while kafka is stopped" test "$(state_of postgres)" = u
 check "start kafka brings $first_kafka back up" test "$(state_of "$first_kafka")" = up
 check "./dev env prints the stack's variables" bash -c "'$DEV' env | grep -q '^export KAFKA_BOOTSTRAP_SERVERS=' && '$DEV' env | grep -q '^export DATABASE_URL=postgres://'"
 
+# A Dapr sidecar as ./dev runs it (no service needed: outbound health only).
+loopback_only() {
+  local pid addrs
+  pid=$(cat "$ROOT/.local/run/$1.pid") || return 1
+  addrs=$(ss -Htulnp | grep "pid=$pid," | awk '{ print $5 }')
+  [ -n "$addrs" ] && ! echo "$addrs" | grep -qv '^127\.0\.0\.1:'
+}
+"$DEV" start dapr-backend >/dev/null 2>&1
+check "start dapr-backend, then status shows it up" test "$(state_of dapr-backend)" = up
+check "every port dapr-backend listens on is on 127.0.0.1" loopback_only dapr-backend
+"$DEV" kill dapr-backend >/dev/null 2>&1
+check "kill dapr-backend, then status shows it down" test "$(state_of dapr-backend)" = down
+"$DEV" start dapr-backend >/dev/null 2>&1
+check "start dapr-backend right after the kill brings it back" test "$(state_of dapr-backend)" = up
+check "./dev env in Dapr mode prints the sidecars' ports" bash -c "TODO_TRANSPORT=dapr '$DEV' env | grep -q '^export DAPR_EVENT_SERVICE_HTTP_PORT=[0-9]'"
+"$DEV" stop dapr-backend >/dev/null 2>&1
+check "stop dapr-backend stops it" test "$(state_of dapr-backend)" != up
+
 # The three-broker layout, then back to the layout we found.
 if true; then
   mode_before=$(cat "$ROOT/.local/kafka/mode" 2>/dev/null || echo single)
