@@ -133,7 +133,7 @@ impl Application {
                     Publisher::Dapr(
                         todo_dapr::publish::Publisher::new(
                             sidecar,
-                            Duration::from_millis(config.dapr.timeout_ms),
+                            Duration::from_millis(config.dapr.dapr_timeout_ms),
                         )
                         .context("creating the Dapr client")?,
                     )

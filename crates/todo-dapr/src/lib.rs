@@ -10,39 +10,41 @@
 pub mod publish;
 pub mod subscribe;
 
-/// The sidecar settings of a service in Dapr mode.
+/// The sidecar settings of a service in Dapr mode (fields prefixed: clap
+/// names an argument after its field, and a service's other groups have a
+/// `timeout_ms` of their own).
 #[derive(clap::Args, Debug, Clone)]
 pub struct DaprArgs {
     /// Host of the Dapr sidecar's HTTP API.
     #[arg(long = "dapr-host", env = "DAPR_HOST", default_value = "127.0.0.1")]
-    pub host: String,
+    pub dapr_host: String,
     /// Port of the Dapr sidecar's HTTP API.
     #[arg(
         long = "dapr-http-port",
         env = "DAPR_HTTP_PORT",
         default_value_t = 3500
     )]
-    pub http_port: u16,
+    pub dapr_http_port: u16,
     /// The Dapr pub/sub component (deploy/dapr/pubsub.yaml).
     #[arg(
         long = "dapr-pubsub-name",
         env = "DAPR_PUBSUB_NAME",
         default_value = "kafka-pubsub"
     )]
-    pub pubsub: String,
+    pub dapr_pubsub: String,
     /// Timeout of one request to the sidecar.
     #[arg(
         long = "dapr-timeout-ms",
         env = "DAPR_TIMEOUT_MS",
         default_value_t = 10_000
     )]
-    pub timeout_ms: u64,
+    pub dapr_timeout_ms: u64,
 }
 
 impl DaprArgs {
     /// The sidecar these settings name.
     pub fn sidecar(&self) -> Sidecar {
-        Sidecar::new(&self.host, self.http_port, &self.pubsub)
+        Sidecar::new(&self.dapr_host, self.dapr_http_port, &self.dapr_pubsub)
     }
 }
 

@@ -155,7 +155,7 @@ impl Application {
             DaprIntake::new(
                 processor.clone(),
                 DaprIntakeSettings {
-                    pubsub: config.dapr.pubsub.clone(),
+                    pubsub: config.dapr.dapr_pubsub.clone(),
                     topics: topics.task_topics(),
                     dead_letter_topic: topics.dlq(),
                     batch_size: config.consumer.batch_size,

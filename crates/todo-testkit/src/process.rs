@@ -165,31 +165,39 @@ fn collect(
 }
 
 /// A TCP forwarder from a local port to `target`: a broker that "appears" at
-/// an address where nothing listened before.
+/// an address where nothing listened before, or a database that "goes away"
+/// for one service (dropping the forwarder closes every connection it carries).
 pub struct Forwarder {
     task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Forwarder {
     /// Listens on `127.0.0.1:port` and forwards each connection to `target`.
     pub async fn start(port: u16, target: String) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let target = target.clone();
+                let mut stopped = stopped.clone();
                 tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = stopped.wait_for(|s| *s) => {}
+                        }
                     }
                 });
             }
         });
-        Ok(Self { task })
+        Ok(Self { task, stop })
     }
 }
 
 impl Drop for Forwarder {
     fn drop(&mut self) {
         self.task.abort();
+        let _ = self.stop.send(true);
     }
 }

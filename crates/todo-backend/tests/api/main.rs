@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod batching;
+mod dapr;
 mod helpers;
 mod relay;
 mod tasks;

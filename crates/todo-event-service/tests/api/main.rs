@@ -4,6 +4,7 @@
 
 mod alerts;
 mod crash;
+mod dapr;
 mod dead_letters;
 mod handlers;
 mod helpers;
