@@ -72,16 +72,17 @@ for b in todo-backend todo-event-service; do
 done
 
 # Values sets: name and the files layered for it. "external" and "dapr" render the
-# other branches (existing Kafka, database and Redis; the Dapr subscriptions).
+# other branches (existing Kafka, database and Redis; the Dapr transport).
 declare -A SETS=(
   [local]="values-local.yaml"
   [doks]="values-doks.yaml"
   [scale]="values-doks.yaml values-scale.yaml"
   [external]="values-doks.yaml values-external-example.yaml"
+  [dapr]="values-doks.yaml values-dapr.yaml"
 )
 rm -rf "$OUT" && mkdir -p "$OUT"
 cd "$CHART"
-for name in local doks scale external; do
+for name in local doks scale external dapr; do
   args=()
   for f in ${SETS[$name]}; do args+=(-f "$f"); done
   say "helm lint + template deploy/helm/todo (${SETS[$name]})"
@@ -90,8 +91,6 @@ for name in local doks scale external; do
   "$HELM" template todo . --namespace todo --kube-version "$KUBE_VERSION" "${args[@]}" \
     >"$OUT/$name.yaml" 2> >(grep -v 'found symbolic link' >&2)
 done
-"$HELM" template todo . --namespace todo --kube-version "$KUBE_VERSION" -f values-doks.yaml \
-  --set dapr.subscriptions=true >"$OUT/dapr.yaml" 2> >(grep -v 'found symbolic link' >&2)
 
 # The migration wrapper's tests run the binaries against the local PostgreSQL and
 # Kafka (./dev test has them up; standalone, ./dev up --infra).

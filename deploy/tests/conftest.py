@@ -18,7 +18,7 @@ RENDERED = Path(os.environ.get("TODO_RENDERED", ROOT / ".local" / "deploy-check"
 BIN_DIR = Path(os.environ.get("TODO_BIN_DIR", ROOT / "target" / "debug"))
 
 # The renderings ops/deploy-check.sh makes: the three values files of the issue,
-# an install on existing Kafka/PostgreSQL/Redis, and the Dapr subscriptions on.
+# an install on existing Kafka/PostgreSQL/Redis, and doks with the Dapr transport.
 SETS = ["local", "doks", "scale", "external", "dapr"]
 WORKLOADS = {"Deployment", "StatefulSet", "Job"}
 

@@ -32,6 +32,12 @@ def _template(*sets):
         ("kafka.topics.replicas=4", "exceeds the Kafka nodes"),
         ("kafka.external.securityProtocol=SASL_PLAIN", "securityProtocol"),
         ("dapr.logLevel=verbose", "logLevel"),
+        ("transport=grpc", "/transport"),
+        ("transport=dapr,dapr.enabled=false", "transport=dapr needs dapr.enabled=true"),
+        ("transport=dapr,eventService.groupId=todo-events", "must be the Dapr component's consumerGroup"),
+        ("backend.env.EVENT_TRANSPORT=dapr", "backend.env.EVENT_TRANSPORT: set the value transport instead"),
+        ("eventService.env.DAPR_PUBSUB_NAME=other", "eventService.env.DAPR_PUBSUB_NAME: set the value transport instead"),
+        ("dapr.subscriptions=true", "additional properties 'subscriptions' not allowed"),
     ],
 )
 def test_a_value_that_breaks_the_shape_is_refused(setting, complaint):
@@ -43,3 +49,15 @@ def test_a_value_that_breaks_the_shape_is_refused(setting, complaint):
 def test_the_same_command_renders_with_the_values_as_shipped():
     out = _template()
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("transport", ["kafka", "dapr"])
+def test_either_transport_renders_with_the_sidecars_on(transport):
+    out = _template(f"transport={transport}")
+    assert out.returncode == 0, out.stderr
+
+
+def test_kafka_mode_renders_without_the_sidecars():
+    out = _template("dapr.enabled=false")
+    assert out.returncode == 0, out.stderr
+    assert "dapr.io/enabled" not in out.stdout and "EVENT_TRANSPORT" in out.stdout

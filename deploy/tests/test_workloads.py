@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
 
-from conftest import WORKLOADS, containers, help_env, objects, one, pod_spec, values
+from conftest import WORKLOADS, containers, help_env, objects, one, pod_spec, rendering, values
 
 SERVICES = {"todo-backend": 8080, "todo-event-service": 8081}
 # Environment variables that are not flags of a service but that the service reads
@@ -229,3 +230,59 @@ def test_both_deployments_carry_their_dapr_sidecar_annotations(rendered):
         assert ann["dapr.io/config"] == "todo-dapr"
         assert ann["dapr.io/enable-metrics"] == "true" and ann["dapr.io/metrics-port"] == "9090"
         assert ann["dapr.io/log-level"] in {"debug", "info", "warn", "error"}
+
+
+# What the value transport sets, per service: its transport variable and, in Dapr
+# mode, where its sidecar's API is.
+TRANSPORT_VAR = {"todo-backend": "EVENT_TRANSPORT", "todo-event-service": "EVENT_SOURCE"}
+DAPR_VARS = {"DAPR_HTTP_PORT", "DAPR_PUBSUB_NAME"}
+
+
+def _env(name, dep):
+    (c,) = one(name, "Deployment", dep)["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e for e in c["env"]}
+
+
+def test_the_transport_value_sets_each_service_s_transport_and_in_dapr_mode_its_sidecar(rendered):
+    mode = "dapr" if rendered == "dapr" else "kafka"
+    (component,) = objects(rendered, "Component")
+    for dep, var in TRANSPORT_VAR.items():
+        env = _env(rendered, dep)
+        assert env[var]["value"] == mode, f"{rendered} {dep}"
+        if mode == "dapr":
+            # The injected sidecar's HTTP port (fixed at 3500 in Dapr 1.14) and the Component.
+            assert env["DAPR_HTTP_PORT"]["value"] == "3500"
+            assert env["DAPR_PUBSUB_NAME"]["value"] == component["metadata"]["name"]
+            ann = one(rendered, "Deployment", dep)["spec"]["template"]["metadata"]["annotations"]
+            assert ann["dapr.io/enabled"] == "true" and ann["dapr.io/app-id"] in component["scopes"]
+        else:
+            assert not DAPR_VARS & set(env), f"{rendered} {dep}: Dapr settings in Kafka mode"
+
+
+def test_in_dapr_mode_the_event_service_keeps_its_kafka_login_for_its_dead_letters():
+    env = _env("dapr", "todo-event-service")
+    assert env["KAFKA_SASL_USERNAME"]["value"] == "todo-event-service"
+    assert "secretKeyRef" in env["KAFKA_SASL_PASSWORD"]["valueFrom"]
+
+
+def test_in_dapr_mode_keda_watches_the_group_the_sidecars_consume_in():
+    (component,) = objects("dapr", "Component")
+    group = {i["name"]: i.get("value") for i in component["spec"]["metadata"]}["consumerGroup"]
+    (so,) = objects("dapr", "ScaledObject")
+    assert so["spec"]["triggers"][0]["metadata"]["consumerGroup"] == group
+    acls = one("dapr", "KafkaUser", "todo-dapr")["spec"]["authorization"]["acls"]
+    assert {"type": "group", "name": group, "patternType": "literal"} in [a["resource"] for a in acls]
+
+
+def test_the_dapr_transport_changes_nothing_but_the_services_transport_settings():
+    def without_transport(name):
+        out = []
+        for obj in rendering(name):
+            if obj["kind"] == "Deployment":
+                obj = copy.deepcopy(obj)
+                for c in obj["spec"]["template"]["spec"]["containers"]:
+                    c["env"] = [e for e in c["env"] if e["name"] not in set(TRANSPORT_VAR.values()) | DAPR_VARS]
+            out.append(obj)
+        return out
+
+    assert without_transport("dapr") == without_transport("doks")

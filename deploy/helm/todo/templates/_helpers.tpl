@@ -119,6 +119,35 @@ the password comes from the operator's Secret as PGPASSWORD, which sqlx reads
 {{- end }}
 {{- end }}
 
+{{/* The pub/sub Component of deploy/dapr, as an object. */}}
+{{- define "todo.daprPubsub" -}}
+{{ .Files.Get "dapr/pubsub.yaml" }}
+{{- end }}
+
+{{/* One metadata entry of the pub/sub Component: (dict "root" $ "name" "consumerGroup"). */}}
+{{- define "todo.daprPubsubEntry" -}}
+{{- range (include "todo.daprPubsub" .root | fromYaml).spec.metadata }}
+{{- if eq .name $.name }}{{ .value }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+How a service moves events: (dict "root" $ "var" "EVENT_TRANSPORT"|"EVENT_SOURCE"),
+set to the value transport. In Dapr mode also where its sidecar is.
+NB: DAPR_HTTP_PORT is the injected sidecar's HTTP port, 3500 in Dapr 1.14 (no
+annotation moves it; the injector sets the same variable unless it is set).
+*/}}
+{{- define "todo.transportEnv" -}}
+- name: {{ .var }}
+  value: {{ .root.Values.transport | quote }}
+{{- if eq .root.Values.transport "dapr" }}
+- name: DAPR_HTTP_PORT
+  value: "3500"
+- name: DAPR_PUBSUB_NAME
+  value: {{ (include "todo.daprPubsub" .root | fromYaml).metadata.name | quote }}
+{{- end }}
+{{- end }}
+
 {{/* Dapr sidecar annotations: (dict "root" $ "id" "todo-backend" "port" 8080). */}}
 {{- define "todo.daprAnnotations" -}}
 {{- $d := .root.Values.dapr -}}
