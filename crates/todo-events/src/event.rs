@@ -101,6 +101,17 @@ impl Event {
                 headers::CORRELATION_ID,
                 self.correlation_id.hyphenated().to_string(),
             ),
+            // CloudEvents binary mode: `content-type` above is its
+            // datacontenttype.
+            (headers::CE_SPECVERSION, "1.0".to_owned()),
+            (headers::CE_ID, self.event_id.hyphenated().to_string()),
+            (headers::CE_TYPE, self.event_type().as_str().to_owned()),
+            (headers::CE_SOURCE, self.source.clone()),
+            (
+                headers::CE_TIME,
+                self.timestamp
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            ),
         ]
     }
 

@@ -88,6 +88,18 @@ pub mod headers {
     /// W3C trace context, set when tracing is on.
     pub const TRACEPARENT: &str = "traceparent";
 
+    /// CloudEvents Kafka binary mode (CloudEvents 1.0 Kafka protocol binding):
+    /// the record is a CloudEvent whose data is the value. Spec version: `1.0`.
+    pub const CE_SPECVERSION: &str = "ce_specversion";
+    /// CloudEvents `id`: the event id.
+    pub const CE_ID: &str = "ce_id";
+    /// CloudEvents `type`: the event type, e.g. `task.created`.
+    pub const CE_TYPE: &str = "ce_type";
+    /// CloudEvents `source`: the envelope's `source` (`todo-backend`).
+    pub const CE_SOURCE: &str = "ce_source";
+    /// CloudEvents `time`: the envelope's `timestamp`, RFC 3339.
+    pub const CE_TIME: &str = "ce_time";
+
     /// Dead-letter header: the topic the record was consumed from.
     pub const DLQ_ORIGINAL_TOPIC: &str = "dlq.original_topic";
     /// Dead-letter header: its partition (decimal).

@@ -315,7 +315,14 @@ fn headers_name_the_encoding_type_version_and_ids() {
         get(headers::CORRELATION_ID),
         Some(e.correlation_id.to_string().as_str())
     );
-    assert_eq!(h.len(), 5);
+    // CloudEvents binary mode.
+    assert_eq!(get(headers::CE_SPECVERSION), Some("1.0"));
+    assert_eq!(get(headers::CE_ID), Some(e.event_id.to_string().as_str()));
+    assert_eq!(get(headers::CE_TYPE), Some("task.deleted"));
+    assert_eq!(get(headers::CE_SOURCE), Some(e.source.as_str()));
+    let time = chrono::DateTime::parse_from_rfc3339(get(headers::CE_TIME).unwrap()).unwrap();
+    assert_eq!(time, e.timestamp);
+    assert_eq!(h.len(), 10);
     assert_eq!(e.key(), "42");
     assert_eq!(e.topic(), topics::TASK_DELETED);
     assert!(headers::ALL_DLQ.iter().all(|h| h.starts_with("dlq.")));

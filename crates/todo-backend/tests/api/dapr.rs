@@ -93,6 +93,10 @@ async fn through_the_sidecar_each_change_is_published_once_in_order_with_its_cor
             Some(event.event_id.to_string().as_str())
         );
         assert_eq!(record.header(h::CONTENT_TYPE), Some("application/json"));
+        assert_eq!(
+            record.header(h::CE_ID),
+            Some(event.event_id.to_string().as_str())
+        );
         assert_eq!(event.correlation_id.to_string(), correlation);
         assert_eq!(event.task_id(), id);
     }

@@ -43,6 +43,16 @@ async fn creating_a_task_returns_201_with_location_and_publishes_task_created() 
         Some(event.correlation_id.to_string().as_str())
     );
     assert_eq!(event.source, "todo-backend");
+    // CloudEvents binary mode.
+    assert_eq!(record.header(h::CE_SPECVERSION), Some("1.0"));
+    assert_eq!(
+        record.header(h::CE_ID),
+        Some(event.event_id.to_string().as_str())
+    );
+    assert_eq!(record.header(h::CE_TYPE), Some("task.created"));
+    assert_eq!(record.header(h::CE_SOURCE), Some("todo-backend"));
+    let ce_time = chrono::DateTime::parse_from_rfc3339(record.header(h::CE_TIME).unwrap()).unwrap();
+    assert_eq!(ce_time, event.timestamp);
     let Payload::Created(p) = &event.payload else {
         panic!("expected task.created, got {:?}", event.payload)
     };
