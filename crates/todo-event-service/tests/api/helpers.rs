@@ -211,6 +211,11 @@ impl Harness {
 
     /// Produces one event to partition 0 of its topic.
     pub async fn produce_to_partition_0(&self, event: &Event) {
+        self.produce_to_partition(event, 0).await
+    }
+
+    /// Produces one event to `partition` of its topic, whatever its key.
+    pub async fn produce_to_partition(&self, event: &Event, partition: i32) {
         let value = event.encode(ContentType::Json).unwrap();
         let mut headers = OwnedHeaders::new();
         for (k, v) in &event.headers(ContentType::Json) {
@@ -222,7 +227,7 @@ impl Harness {
         let key = event.key();
         let topic = self.topic(event.event_type());
         let record = FutureRecord::to(&topic)
-            .partition(0)
+            .partition(partition)
             .key(key.as_bytes())
             .payload(&value)
             .headers(headers);

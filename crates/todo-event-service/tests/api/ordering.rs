@@ -82,3 +82,37 @@ async fn a_delete_read_before_the_create_still_leaves_a_tombstone() {
     assert_eq!(current["deleted"], true);
     assert_eq!(current["title"], "gone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tasks_events_split_across_partitions_of_one_topic_still_end_in_the_right_state() {
+    // Arrange: as when two publishers hash the task's key differently (direct
+    // Kafka and Dapr): its newer update on partition 0, its older on partition 1.
+    let h = Harness::new().await;
+    let _svc = h.spawn().await;
+    h.produce(&[created(90, Some(1), 0, "one")]).await;
+    h.wait_for("SELECT count(*) FROM processed_events", 1).await;
+
+    // Act: the newer change is processed first.
+    h.produce_to_partition(
+        &updated(90, Some(3), 30, "three", TaskStatus::Incomplete),
+        0,
+    )
+    .await;
+    h.wait_for("SELECT count(*) FROM processed_events", 2).await;
+    h.produce_to_partition(&updated(90, Some(2), 20, "two", TaskStatus::Incomplete), 1)
+        .await;
+    h.wait_for("SELECT count(*) FROM processed_events", 3).await;
+
+    // Assert
+    let (title, version): (String, i64) =
+        sqlx::query_as("SELECT title, task_version FROM task_projection WHERE task_id = 90")
+            .fetch_one(&h.pool)
+            .await
+            .unwrap();
+    assert_eq!((title.as_str(), version), ("three", 3));
+    assert_eq!(
+        h.scalar("SELECT count(DISTINCT kafka_partition) FROM audit_log WHERE task_id = 90 AND event_type = 'task.updated'")
+            .await,
+        2
+    );
+}
