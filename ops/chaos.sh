@@ -7,7 +7,7 @@
 # usage: ./dev chaos [--long] [SCENARIO...]
 #   scenarios: kafka-down kafka-down-restart cold-start-order broker-kill
 #              backend-kill event-service-kill postgres-restart redis-down
-#              poisoned-key rebalance   (default: all)
+#              poisoned-key sidecar-kill rebalance   (default: all)
 #   --long: longer load and outages (the default is the short variant that
 #           ./dev test runs).
 # Each run gets its own databases, topic prefix and consumer group, so it
@@ -21,6 +21,7 @@ export ROOT
 . "$ROOT/ops/redis.sh"
 . "$ROOT/ops/kafka.sh"
 . "$ROOT/ops/services.sh"
+. "$ROOT/ops/dapr.sh"
 choose_all_ports
 
 LONG=0
@@ -32,7 +33,7 @@ for a in "$@"; do
   *) SCENARIOS+=("$a") ;;
   esac
 done
-ALL=(kafka-down kafka-down-restart cold-start-order backend-kill event-service-kill postgres-restart redis-down poisoned-key rebalance broker-kill)
+ALL=(kafka-down kafka-down-restart cold-start-order backend-kill event-service-kill postgres-restart redis-down poisoned-key sidecar-kill rebalance broker-kill)
 [ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=("${ALL[@]}")
 
 if [ "$LONG" = 1 ]; then LOAD_S=120 RATE=300 OUTAGE_S=30; else LOAD_S=40 RATE=150 OUTAGE_S=10; fi
@@ -118,6 +119,27 @@ url_of() { echo "http://127.0.0.1:$(cat "$OUT/$RUN.$1.port")"; }
 
 start_backend() { start "$1" todo-backend "HTTP_ADDR=127.0.0.1:$(free_port 18080)" "${@:2}"; }
 start_event_service() { start "$1" todo-event-service "HTTP_ADDR=127.0.0.1:$(free_port 18180)" "${@:2}"; }
+
+# start_sidecar NAME APP_ID APP_PORT: a daprd of this run, unscoped (the
+# run's topics are prefixed) and in the run's consumer group; started again
+# on the same ports when called again after a kill.
+start_sidecar() {
+  local name=$1 app=${2:-} app_port=${3:-} ports=$OUT/$RUN.$1.ports dir=$OUT/$RUN.$1.resources p1 p2 p3 p4 pid
+  if [ ! -f "$ports" ]; then
+    p1=$(free_port 19500)
+    p2=$(free_port $((p1 + 1)))
+    p3=$(free_port $((p2 + 1)))
+    p4=$(free_port $((p3 + 1)))
+    echo "$app $app_port $p1 $p2 $p3 $p4" >"$ports"
+    dapr_render_resources_to "$dir" "$KAFKA_GROUP_ID" unscoped
+  fi
+  read -r app app_port p1 p2 p3 p4 <"$ports"
+  pid=$(daprd_launch "$app" "$app_port" "$p1" "$p2" "$p3" "$p4" "$dir" "$OUT/$RUN.$name.log")
+  echo "$name $pid" >>"$OUT/$RUN.procs"
+  wait_for 60 "$name" curl -fsS -o /dev/null -m 1 "http://127.0.0.1:$p1/v1.0/healthz/outbound"
+}
+
+sidecar_http_port() { cut -d' ' -f3 "$OUT/$RUN.$1.ports"; }
 
 signal() {
   local name=$1 sig=$2 pid
@@ -407,6 +429,34 @@ PY
     echo "FAIL - chaos poisoned-key: ${verdict#* }"
     FAILED=$((FAILED + 1))
   fi
+}
+
+# sidecar-kill: both services in Dapr mode (the backend publishes through its
+# sidecar, the event service is fed by its own); each sidecar gets SIGKILL
+# three times under load and is started again 2 s later on the same ports.
+scenario_sidecar-kill() {
+  local bp ep t
+  dapr_install >/dev/null || return 1
+  bp=$(free_port 18080)
+  ep=$(free_port $((bp + 100)))
+  start_sidecar dapr-backend todo-backend "$bp" && start_sidecar dapr-es todo-event-service "$ep" || return 1
+  start backend todo-backend "HTTP_ADDR=127.0.0.1:$bp" EVENT_TRANSPORT=dapr "DAPR_HTTP_PORT=$(sidecar_http_port dapr-backend)" &&
+    start es todo-event-service "HTTP_ADDR=127.0.0.1:$ep" EVENT_SOURCE=dapr "DAPR_HTTP_PORT=$(sidecar_http_port dapr-es)" || return 1
+  load_start backend
+  for t in 5 10 15 20 25 30; do
+    at "$t"
+    if [ $((t % 10)) = 5 ]; then
+      signal dapr-backend KILL
+      sleep 2
+      start_sidecar dapr-backend || return 1
+    else
+      signal dapr-es KILL
+      sleep 2
+      start_sidecar dapr-es || return 1
+    fi
+  done
+  load_wait
+  verify sidecar-kill "each sidecar SIGKILLed 3 times, restarted after 2 s"
 }
 
 scenario_rebalance() {

@@ -146,18 +146,54 @@ dapr_healthy() { [ "$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$(dapr_url "$
 
 # ---------------------------------------------------------------- resources
 # deploy/dapr as the deployment has it, with the brokers of this stack
-# (TODO_KAFKA_PORT may move them off 9092). The Subscription files are left
-# out: the event service subscribes itself through GET /dapr/subscribe. The
-# scopes stay: the local services use the real app ids and topic names.
-dapr_render_resources() {
-  rm -rf "$DAPR_RESOURCES"
-  mkdir -p "$DAPR_RESOURCES"
-  awk -v brokers="$(kafka_bootstrap)" '
+# (TODO_KAFKA_PORT may move them off 9092): the Component and the Resiliency
+# (there are no Subscription files: the event service subscribes itself
+# through GET /dapr/subscribe). The scopes stay: the local services use the
+# real app ids and topic names.
+dapr_render_resources() { dapr_render_resources_to "$DAPR_RESOURCES"; }
+
+# dapr_render_resources_to DIR [GROUP [unscoped]]: the Component (the stack's
+# brokers; GROUP as its consumer group if given) and the Resiliency into DIR.
+# `unscoped` drops the component's scopes, for prefixed topic names (chaos runs).
+dapr_render_resources_to() {
+  local dir=$1 group=${2:-} scoping=${3:-scoped}
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  awk -v brokers="$(kafka_bootstrap)" -v group="$group" -v scoping="$scoping" '
     /^[[:space:]]*- name: brokers[[:space:]]*$/ { print; getline; sub(/value: .*/, "value: \"" brokers "\""); print; next }
-    { print }' "$ROOT/deploy/dapr/pubsub.yaml" >"$DAPR_RESOURCES/pubsub.yaml"
-  grep -q "value: \"$(kafka_bootstrap)\"" "$DAPR_RESOURCES/pubsub.yaml" ||
+    /^[[:space:]]*- name: consumerGroup[[:space:]]*$/ && group != "" { print; getline; sub(/value: .*/, "value: \"" group "\""); print; next }
+    scoping == "unscoped" && /^[[:space:]]*- name: (publishingScopes|subscriptionScopes)[[:space:]]*$/ { getline; next }
+    scoping == "unscoped" && /^scopes:/ { skip = 1; next }
+    skip && /^[[:space:]]+- / { next }
+    { skip = 0; print }' "$ROOT/deploy/dapr/pubsub.yaml" >"$dir/pubsub.yaml"
+  grep -q "value: \"$(kafka_bootstrap)\"" "$dir/pubsub.yaml" ||
     die "deploy/dapr/pubsub.yaml has no brokers entry to point at $(kafka_bootstrap)"
-  cp "$ROOT/deploy/dapr/resiliency.yaml" "$DAPR_RESOURCES/resiliency.yaml"
+  cp "$ROOT/deploy/dapr/resiliency.yaml" "$dir/resiliency.yaml"
+}
+
+# daprd_launch APP_ID APP_PORT HTTP GRPC INTERNAL_GRPC METRICS RESOURCES LOG:
+# one daprd in the background, every port on 127.0.0.1; prints its pid.
+daprd_launch() {
+  # No placement or scheduler service: daprd only warns (no actors, no jobs).
+  nohup setsid "$DAPRD" \
+    --mode standalone \
+    --app-id "$1" \
+    --app-port "$2" \
+    --app-protocol http \
+    --app-channel-address 127.0.0.1 \
+    --dapr-http-port "$3" \
+    --dapr-grpc-port "$4" \
+    --dapr-internal-grpc-port "$5" \
+    --metrics-port "$6" \
+    --dapr-listen-addresses 127.0.0.1 \
+    --dapr-internal-grpc-listen-address 127.0.0.1 \
+    --metrics-listen-address 127.0.0.1 \
+    --dapr-public-listen-address 127.0.0.1 \
+    --resources-path "$7" \
+    --config "$ROOT/deploy/dapr/configuration.yaml" \
+    --log-level info \
+    >>"$8" 2>&1 </dev/null &
+  echo $!
 }
 
 # --------------------------------------------------------------- processes
@@ -208,26 +244,8 @@ dapr_start() {
   local log=$LOGS/$c.log
   [ -f "$log" ] && mv "$log" "$log.1"
   say "starting $c on $(dapr_url "$c") (app $(dapr_app_id "$c") on port $(service_port "$s"))"
-  # No placement or scheduler service: daprd only warns (no actors, no jobs).
-  nohup setsid "$DAPRD" \
-    --mode standalone \
-    --app-id "$(dapr_app_id "$c")" \
-    --app-port "$(service_port "$s")" \
-    --app-protocol http \
-    --app-channel-address 127.0.0.1 \
-    --dapr-http-port "$(dapr_http_port "$c")" \
-    --dapr-grpc-port "$(dapr_grpc_port "$c")" \
-    --dapr-internal-grpc-port "$(dapr_internal_grpc_port "$c")" \
-    --metrics-port "$(dapr_metrics_port "$c")" \
-    --dapr-listen-addresses 127.0.0.1 \
-    --dapr-internal-grpc-listen-address 127.0.0.1 \
-    --metrics-listen-address 127.0.0.1 \
-    --dapr-public-listen-address 127.0.0.1 \
-    --resources-path "$DAPR_RESOURCES" \
-    --config "$ROOT/deploy/dapr/configuration.yaml" \
-    --log-level info \
-    >"$log" 2>&1 </dev/null &
-  echo $! >"$(dapr_pidfile "$c")"
+  daprd_launch "$(dapr_app_id "$c")" "$(service_port "$s")" "$(dapr_http_port "$c")" "$(dapr_grpc_port "$c")" \
+    "$(dapr_internal_grpc_port "$c")" "$(dapr_metrics_port "$c")" "$DAPR_RESOURCES" "$log" >"$(dapr_pidfile "$c")"
   wait_for 60 "$c" dapr_outbound_healthy "$c" || {
     tail -20 "$log" >&2
     die "$c did not become healthy in 60s (see $log)"

@@ -511,7 +511,6 @@ mod tests {
         assert!(!out.contains("value: \"127.0.0.1:9092\""), "{out}");
         for kept in [
             "backOffMaxRetries",
-            "excludeHeaderMetaRegex",
             "initialOffset",
             "type: pubsub.kafka",
         ] {
