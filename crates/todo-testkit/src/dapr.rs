@@ -509,11 +509,7 @@ mod tests {
         assert!(out.contains("value: \"127.0.0.1:19092\""), "{out}");
         assert!(out.contains("value: \"g-1\""), "{out}");
         assert!(!out.contains("value: \"127.0.0.1:9092\""), "{out}");
-        for kept in [
-            "backOffMaxRetries",
-            "initialOffset",
-            "type: pubsub.kafka",
-        ] {
+        for kept in ["backOffMaxRetries", "initialOffset", "type: pubsub.kafka"] {
             assert!(out.contains(kept), "{kept} is kept: {out}");
         }
     }
