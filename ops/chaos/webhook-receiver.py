@@ -60,4 +60,13 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+class Server(ThreadingHTTPServer):
+    # NB: the default listen backlog (5) overflows when the event service sends
+    # a burst (Redis back after an outage): connections then wait for SYN
+    # retransmits, the sender's 5 s timeout fires although the request is then
+    # read and logged, and the retry is a second delivery.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
+Server(("127.0.0.1", PORT), Handler).serve_forever()

@@ -39,6 +39,16 @@ pub struct DaprArgs {
         default_value_t = 10_000
     )]
     pub dapr_timeout_ms: u64,
+    /// A subscriber's bulk deliveries: the longest a partition's records wait
+    /// for more before they are delivered. NB: daprd 1.14's Kafka component
+    /// delivers one bulk at a time for all partitions of a sidecar, so short
+    /// waits mean many small deliveries queued behind each other.
+    #[arg(
+        long = "dapr-bulk-max-await-ms",
+        env = "DAPR_BULK_MAX_AWAIT_MS",
+        default_value_t = 100
+    )]
+    pub dapr_bulk_max_await_ms: u64,
 }
 
 impl DaprArgs {

@@ -159,6 +159,7 @@ impl Application {
                     topics: topics.task_topics(),
                     dead_letter_topic: topics.dlq(),
                     batch_size: config.consumer.batch_size,
+                    max_await_ms: config.dapr.dapr_bulk_max_await_ms,
                     outage_answer_after: Duration::from_secs(5),
                 },
                 shutdown.token(),

@@ -124,7 +124,18 @@ async fn while_postgres_is_down_consumption_pauses_and_resumes_with_nothing_lost
         h.dlq(1, Duration::from_secs(3)).await.is_empty(),
         "an outage is not the events' fault"
     );
+    assert_parked_nothing(&h, &svc).await;
     svc.stop().await;
+}
+
+/// An outage parks nothing: no row was ever parked (the counter has no sample).
+async fn assert_parked_nothing(h: &Harness, svc: &TestService) {
+    assert_eq!(h.scalar("SELECT count(*) FROM parked_events").await, 0);
+    let metrics = svc.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !metrics.contains("events_parked_total{"),
+        "an outage parks nothing:\n{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -184,5 +195,6 @@ async fn while_redis_is_down_webhooks_wait_and_the_other_handlers_carry_on() {
     assert_eq!(hook.total(), 11);
     assert!(hook.per_event().values().all(|n| *n == 1));
     assert!(h.dlq(1, Duration::from_secs(3)).await.is_empty());
+    assert_parked_nothing(&h, &svc).await;
     svc.stop().await;
 }

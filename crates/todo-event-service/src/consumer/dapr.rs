@@ -4,7 +4,8 @@
 //! can never be processed, apply idempotently, park what fails for a reason
 //! of its own, notify.
 //!
-//! * `GET /dapr/subscribe`: the four task topics, raw payload, bulk, with
+//! * `GET /dapr/subscribe`: the four task topics, raw payload, bulk
+//!   (`DAPR_BULK_MAX_AWAIT_MS`), with
 //!   Dapr's dead-letter topic as a backstop (the service writes its own dead
 //!   letters, with the same headers as in Kafka mode, and then acknowledges).
 //! * `POST /dapr/events`: one answer per entry: `SUCCESS` once its effect is
@@ -47,6 +48,8 @@ pub struct DaprIntakeSettings {
     pub dead_letter_topic: String,
     /// Most records per delivery.
     pub batch_size: usize,
+    /// Longest wait of a partition's records for more before delivery.
+    pub max_await_ms: u64,
     /// How long an outage may hold a delivery before it is answered `RETRY`.
     pub outage_answer_after: Duration,
 }
@@ -160,7 +163,7 @@ async fn subscriptions(State(intake): State<Arc<DaprIntake>>) -> Json<Value> {
                     EVENTS_ROUTE,
                     &s.dead_letter_topic,
                     s.batch_size,
-                    40,
+                    s.max_await_ms,
                 )
             })
             .collect(),
