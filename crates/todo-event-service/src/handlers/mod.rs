@@ -194,15 +194,22 @@ impl Processor {
         let behind: Vec<usize> = (0..batch.len())
             .filter(|&i| keys.contains(key_of(records[i])))
             .collect();
-        let ready: Vec<Incoming> = (0..batch.len())
-            .filter(|i| !behind.contains(i))
-            .map(|i| batch[i].clone())
-            .collect();
+        // NB: the common case parks nothing and copies nothing.
+        let unparked: Vec<Incoming>;
+        let ready: &[Incoming] = if behind.is_empty() {
+            batch
+        } else {
+            unparked = (0..batch.len())
+                .filter(|i| !behind.contains(i))
+                .map(|i| batch[i].clone())
+                .collect();
+            &unparked
+        };
         let parks: Vec<ToPark<'_>> = behind
             .iter()
             .map(|&i| park_behind(records[i], &batch[i], now))
             .collect();
-        if let Ok(applied) = self.apply_with_retry(&ready, &parks, cancel).await? {
+        if let Ok(applied) = self.apply_with_retry(ready, &parks, cancel).await? {
             for p in &parks {
                 keys.add(key_of(p.record), now);
                 crate::metrics::parked(BEHIND);
