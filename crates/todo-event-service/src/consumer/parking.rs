@@ -63,6 +63,12 @@ struct KeyState {
     since: DateTime<Utc>,
 }
 
+impl KeyState {
+    fn new(due: DateTime<Utc>, since: DateTime<Utc>) -> Self {
+        Self { due, since }
+    }
+}
+
 impl Keys {
     /// Whether `key` has parked records.
     pub fn contains(&self, key: &[u8]) -> bool {
@@ -73,10 +79,9 @@ impl Keys {
     /// due at `due` if it had none; a key already parked keeps its first
     /// record's due time.
     pub fn add(&mut self, key: &[u8], due: DateTime<Utc>) {
-        self.0.entry(key.to_vec()).or_insert(KeyState {
-            due,
-            since: Utc::now(),
-        });
+        self.0
+            .entry(key.to_vec())
+            .or_insert(KeyState::new(due, Utc::now()));
     }
 }
 
@@ -112,13 +117,8 @@ impl ParkingLot {
         {
             let mut keys = lot.keys.lock().await;
             for h in heads {
-                keys.0.insert(
-                    h.key,
-                    KeyState {
-                        due: h.next_attempt_at,
-                        since: h.parked_at,
-                    },
-                );
+                keys.0
+                    .insert(h.key, KeyState::new(h.next_attempt_at, h.parked_at));
             }
         }
         Ok(Arc::new(lot))
@@ -134,10 +134,9 @@ impl ParkingLot {
             .await?;
         let mut keys = self.keys.lock().await;
         for h in heads {
-            keys.0.entry(h.key).or_insert(KeyState {
-                due: h.next_attempt_at,
-                since: h.parked_at,
-            });
+            keys.0
+                .entry(h.key)
+                .or_insert(KeyState::new(h.next_attempt_at, h.parked_at));
         }
         Ok(())
     }
@@ -227,13 +226,8 @@ impl ParkingLot {
                 keys.0.remove(key);
             }
             Some(p) => {
-                keys.0.insert(
-                    key.to_vec(),
-                    KeyState {
-                        due: Utc::now(),
-                        since: p.parked_at,
-                    },
-                );
+                keys.0
+                    .insert(key.to_vec(), KeyState::new(Utc::now(), p.parked_at));
             }
         }
         Ok(())
@@ -354,8 +348,7 @@ async fn attempt(
     });
     tracing::warn!(offset = record.offset, attempt = attempts, error_class = %failure.class, error = %failure.message,
         "parked record failed again; retrying later");
-    let due = Utc::now()
-        + chrono::TimeDelta::from_std(retry.delay(attempts)).unwrap_or(chrono::TimeDelta::zero());
+    let due = retry_at(&retry, attempts);
     lot.until_done("recording a failed attempt", cancel, || {
         parking::failed(
             &lot.pool,
@@ -373,7 +366,13 @@ async fn attempt(
 
 /// The due time of a record that has just failed its first attempt.
 pub fn first_retry_at(retry: &Backoff) -> DateTime<Utc> {
-    Utc::now() + chrono::TimeDelta::from_std(retry.delay(1)).unwrap_or(chrono::TimeDelta::zero())
+    retry_at(retry, 1)
+}
+
+/// The due time of a record that has just failed its `attempts`th attempt.
+fn retry_at(retry: &Backoff, attempts: u32) -> DateTime<Utc> {
+    Utc::now()
+        + chrono::TimeDelta::from_std(retry.delay(attempts)).unwrap_or(chrono::TimeDelta::zero())
 }
 
 /// Sends the webhooks of `events` (applied, in offset order). An event whose
