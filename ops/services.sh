@@ -47,6 +47,14 @@ export EVENT_SERVICE_URL=$(service_url event-service)
 EOF
 }
 
+# The local stack's console admin token: made once, kept in $RUN, printed by
+# `./dev status`. A deployment sets CONSOLE_ADMIN_TOKEN from its own secret.
+console_admin_token() {
+  local f=$RUN/console-admin-token
+  [ -s "$f" ] || (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$f")
+  cat "$f"
+}
+
 service_start() {
   local s=$1 bin port pid
   service_exists "$s" || {
@@ -78,6 +86,13 @@ service_start() {
   (
     eval "$(stack_env)"
     export HTTP_ADDR=127.0.0.1:$port
+    if [ "$s" = event-service ]; then
+      # The console's health page scrapes the backend for its publish alert,
+      # and replays need the admin token (.env may set its own).
+      export CONSOLE_BACKEND_METRICS_URL=$(service_url backend)/metrics
+      CONSOLE_ADMIN_TOKEN=$(console_admin_token)
+      export CONSOLE_ADMIN_TOKEN
+    fi
     # shellcheck disable=SC1091
     [ -f "$ROOT/.env" ] && set -a && . "$ROOT/.env" && set +a
     # After .env: --dapr means Dapr whatever .env says.

@@ -74,6 +74,22 @@ pub struct Config {
     /// Topic provisioning.
     #[command(flatten)]
     pub topics: TopicSettings,
+    /// The web console.
+    #[command(flatten)]
+    pub console: ConsoleArgs,
+}
+
+/// The web console (`/console`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ConsoleArgs {
+    /// The token that allows replaying dead letters from the console (sent as
+    /// `Authorization: Bearer`); without it the console is read-only.
+    #[arg(long, env = "CONSOLE_ADMIN_TOKEN", hide_env_values = true)]
+    pub console_admin_token: Option<Secret>,
+    /// The backend's `/metrics`, scraped for the publish-failure alert on the
+    /// health page; without it that alert shows as unknown.
+    #[arg(long, env = "CONSOLE_BACKEND_METRICS_URL")]
+    pub console_backend_metrics_url: Option<String>,
 }
 
 /// Where events come from.

@@ -29,6 +29,15 @@ pub enum ApiError {
     /// The service has not reached (and migrated) its database since it started (503).
     #[error("database not reached yet")]
     NotConnected,
+    /// A console action needs the admin token, and none or another was sent (401).
+    #[error("the admin token is missing or wrong")]
+    Unauthorized,
+    /// The console is read-only: no admin token is configured (403).
+    #[error("the console is read-only")]
+    ReadOnly,
+    /// Kafka could not be read or written for the request (503).
+    #[error("kafka unavailable")]
+    KafkaUnavailable(#[source] anyhow::Error),
     /// Anything else (500).
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -50,7 +59,11 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::TaskNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) | ApiError::NotConnected => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotConnected | ApiError::KafkaUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::ReadOnly => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -79,6 +92,22 @@ impl ApiError {
                 "unavailable",
                 "the service has not reached its database yet; retry shortly".into(),
             ),
+            ApiError::Unauthorized => {
+                let errors = vec![FieldError::new(
+                    "token",
+                    "send the console's admin token as `Authorization: Bearer <token>`",
+                )];
+                return Problem::new(status, "unauthorized", Problem::summary(&errors), errors);
+            }
+            ApiError::ReadOnly => (
+                "read-only",
+                "the console is read-only: set CONSOLE_ADMIN_TOKEN on the event service to allow replays"
+                    .into(),
+            ),
+            ApiError::KafkaUnavailable(e) => (
+                "unavailable",
+                format!("Kafka could not be reached: {e:#}; retry shortly"),
+            ),
             ApiError::Internal(_) => ("internal", "an internal error occurred".into()),
         };
         Problem::new(status, kind, detail, vec![])
@@ -90,6 +119,7 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
             ApiError::Unavailable(e) => tracing::warn!(error = %e, "database unavailable"),
+            ApiError::KafkaUnavailable(e) => tracing::warn!(error = %e, "kafka unavailable"),
             _ => {}
         }
         self.problem().into_response()

@@ -9,7 +9,9 @@
 //! runs [`startup::Application`].
 
 pub mod config;
+pub mod console;
 pub mod consumer;
+pub mod dead_letters;
 pub mod error;
 pub mod handlers;
 pub mod metrics;

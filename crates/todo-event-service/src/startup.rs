@@ -40,6 +40,8 @@ pub struct AppState {
     pub kafka: KafkaProbe,
     /// Metrics exposition.
     pub metrics: PrometheusHandle,
+    /// The web console's own state.
+    pub console: crate::console::Console,
 }
 
 /// The migrations of the event store, embedded.
@@ -189,6 +191,12 @@ impl Application {
             pool: pool.clone(),
             database: database.clone(),
             kafka: KafkaProbe::new(kafka, running, dapr.is_some()),
+            console: crate::console::Console::start(
+                &config.console,
+                config.kafka.clone(),
+                metrics.clone(),
+                shutdown.token(),
+            ),
             metrics,
         };
         let mut read_api = Router::new()
@@ -204,6 +212,8 @@ impl Application {
         });
         let router = Router::new()
             .merge(read_api)
+            // The console renders its own pages when the database is away.
+            .merge(crate::console::router())
             .merge(routes::health::router())
             .merge(routes::openapi::router())
             .with_state(state);

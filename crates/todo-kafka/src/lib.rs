@@ -10,6 +10,7 @@ pub mod context;
 pub mod errors;
 pub mod message;
 pub mod provision;
+pub mod read;
 pub mod topics;
 
 pub use config::{ConfigError, KafkaArgs, ProducerArgs, Secret};
@@ -19,4 +20,5 @@ pub use message::headers_as_strings;
 pub use provision::{
     provision_in_background, provision_topics, provision_until_done, ProvisionError, TopicSettings,
 };
+pub use read::{read_to_end, ReadRecord};
 pub use topics::TopicNames;

@@ -4,6 +4,7 @@
 //! (`eval "$(./dev env)"` does the same in a shell). A missing variable is a
 //! loud failure, never a skipped test.
 
+pub mod browser;
 pub mod dapr;
 pub mod process;
 

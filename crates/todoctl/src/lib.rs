@@ -2,7 +2,6 @@
 //! so that tests call it directly; `main.rs` only parses and runs.
 
 pub mod dlq;
-pub mod kafka_read;
 pub mod replay;
 pub mod schema;
 pub mod tail;

@@ -8,7 +8,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use todo_events::headers;
 use todo_kafka::{KafkaArgs, TopicNames};
 
-use crate::kafka_read::ReadRecord;
+use todo_kafka::ReadRecord;
 
 /// Options of `tail`.
 #[derive(clap::Args, Debug)]

@@ -9,10 +9,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use todo_events::{headers as h, EventType};
+use todo_kafka::ReadRecord;
 use todo_kafka::{KafkaArgs, TopicNames};
 use todo_testkit::{create_topics, read_records, Stack};
 use todoctl::dlq::{ActArgs, AuditArgs, DeadLetterId, DlqCommand, Filter, State};
-use todoctl::kafka_read::ReadRecord;
 use uuid::Uuid;
 
 /// Writes a dead letter of `class` to the DLQ, as the event service would,
@@ -167,7 +167,7 @@ impl DlqTest {
     /// Every record of `topic` so far.
     async fn read(&self, topic: String) -> Vec<ReadRecord> {
         let cfg = self.kafka.client_config(&[]).unwrap();
-        tokio::task::spawn_blocking(move || todoctl::kafka_read::read_to_end(&cfg, &topic))
+        tokio::task::spawn_blocking(move || todo_kafka::read_to_end(&cfg, &topic))
             .await
             .unwrap()
             .unwrap()

@@ -1,6 +1,7 @@
 //! The service's Postgres store: the write path that applies a batch of events
 //! in one transaction ([`apply_batch`]), and the queries of the read API.
 
+pub mod console;
 pub mod dlq_actions;
 pub mod parking;
 mod queries;

@@ -64,6 +64,9 @@ pub struct AuditEntry {
     pub offset: i64,
     /// Correlation id of the request that caused it.
     pub correlation_id: Uuid,
+    /// W3C trace id (32 hex digits) of the request that caused it; null when
+    /// its record carried no `traceparent`.
+    pub trace_id: Option<String>,
     /// The envelope's timestamp.
     pub event_timestamp: DateTime<Utc>,
     /// When the change happened (payload time).
@@ -78,7 +81,7 @@ pub struct AuditEntry {
 
 const AUDIT_COLUMNS: &str =
     "event_id, event_type, event_version, task_id, task_version, topic, kafka_partition,
-    kafka_offset, correlation_id, event_timestamp, occurred_at, processed_at, event";
+    kafka_offset, correlation_id, NULL::text AS trace_id, event_timestamp, occurred_at, processed_at, event";
 
 /// A task's events in the order they happened (by task version where known,
 /// else by time).

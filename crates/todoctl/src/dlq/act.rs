@@ -4,10 +4,8 @@
 use std::io::Write;
 
 use anyhow::Context;
-use todo_event_service::store::dlq_actions::{
-    self, Action, Actor, DeadLetterRef, NewAction, Outcome, Reason,
-};
-use todo_events::headers;
+use todo_event_service::dead_letters;
+use todo_event_service::store::dlq_actions::{self, Action, Actor, Reason};
 use todo_kafka::{KafkaArgs, TopicNames};
 
 use super::select::{Filter, State};
@@ -121,74 +119,25 @@ pub(super) async fn run(
         return Ok(());
     }
 
-    let (touched, result) = match action {
-        Action::Discard => (selected.records.iter().collect(), Ok(())),
-        Action::Replay => match super::republish(&args.kafka, &selected.records).await {
-            Err(e) => (Vec::new(), Err(e)),
-            Ok(deliveries) => {
-                let n = deliveries.len();
-                let mut touched = Vec::new();
-                let mut failed = Vec::new();
-                for (r, d) in selected.records.iter().zip(deliveries) {
-                    match d {
-                        Ok(()) => touched.push(r),
-                        Err(e) => failed.push(e),
-                    }
-                }
-                let result = match failed.into_iter().next() {
-                    None => Ok(()),
-                    Some(first) => Err(first.context(format!(
-                        "{} of {n} dead letters not replayed",
-                        n - touched.len()
-                    ))),
-                };
-                (touched, result)
-            }
+    let acted = dead_letters::act(
+        &pool,
+        &args.kafka,
+        dead_letters::Request {
+            action,
+            actor,
+            reason,
+            selection: args.filter.to_json(all),
         },
-    };
-    let refs: Vec<DeadLetterRef> = touched
-        .iter()
-        .map(|r| DeadLetterRef {
-            topic: r.topic.clone(),
-            partition: r.partition,
-            offset: r.offset,
-            event_id: r
-                .header(headers::EVENT_ID)
-                .and_then(|v| uuid::Uuid::parse_str(v).ok()),
-        })
-        .collect();
-    let outcome = match &result {
-        Ok(()) => Outcome::Done,
-        Err(e) => Outcome::Failed(format!("{e:#}")),
-    };
-    let outcome_text = outcome.to_text();
-    let new = NewAction {
-        action,
-        actor,
-        reason,
-        selection: args.filter.to_json(all),
-        outcome,
-    };
-    let id = dlq_actions::record_action(&pool, new, &refs)
-        .await
-        .with_context(|| {
-            format!(
-                "{done} {} dead letters ({outcome_text}), but could not record the action",
-                refs.len()
-            )
-        })?;
-    result.with_context(|| format!("recorded as failed: action {id}"))?;
+        &selected.records,
+    )
+    .await?;
+    let (id, n) = (acted.action_id, acted.touched);
     match action {
         Action::Replay => writeln!(
             out,
-            "replayed {} dead letters to their original topics (action {id}){skipped}",
-            refs.len()
+            "replayed {n} dead letters to their original topics (action {id}){skipped}"
         )?,
-        Action::Discard => writeln!(
-            out,
-            "discarded {} dead letters (action {id}){skipped}",
-            refs.len()
-        )?,
+        Action::Discard => writeln!(out, "discarded {n} dead letters (action {id}){skipped}")?,
     }
     Ok(())
 }

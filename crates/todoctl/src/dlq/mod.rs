@@ -7,7 +7,6 @@
 
 mod act;
 mod history;
-mod produce;
 mod select;
 
 use std::collections::HashMap;
@@ -20,10 +19,9 @@ use sqlx::PgPool;
 use todo_event_service::store::dlq_actions::{self, Disposition, DispositionKind};
 use todo_kafka::{KafkaArgs, TopicNames};
 
-use crate::kafka_read::{read_to_end, ReadRecord};
+use todo_kafka::ReadRecord;
 
 pub use act::{default_actor, ActArgs, AuditArgs};
-pub use produce::republish;
 pub use select::{DeadLetterId, Filter, Selection, State};
 
 /// DLQ commands.
@@ -184,7 +182,5 @@ async fn load_dispositions(
 
 /// Every record of the DLQ topic up to its current end.
 async fn read(kafka: &KafkaArgs) -> anyhow::Result<Vec<ReadRecord>> {
-    let cfg = kafka.client_config(&[])?;
-    let dlq = TopicNames::new(kafka.topic_prefix.clone()).dlq();
-    tokio::task::spawn_blocking(move || read_to_end(&cfg, &dlq)).await?
+    todo_event_service::dead_letters::read_all(kafka).await
 }

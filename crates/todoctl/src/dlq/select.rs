@@ -9,7 +9,7 @@ use todo_event_service::store::dlq_actions::{Disposition, DispositionKind};
 use todo_events::headers;
 use todo_kafka::TopicNames;
 
-use crate::kafka_read::ReadRecord;
+use todo_kafka::ReadRecord;
 
 /// Which dead letters.
 #[derive(clap::Args, Debug, Clone, Default)]

@@ -4,56 +4,8 @@
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::PgPool;
-use todo_testkit::Stack;
+use todo_e2e::{Options, Pipeline};
 use todoctl::verify::{reconcile, Report};
-use tokio_util::sync::CancellationToken;
-
-struct Pipeline {
-    backend_url: String,
-    backend_db: PgPool,
-    events_db: PgPool,
-    cancel: CancellationToken,
-}
-
-impl Drop for Pipeline {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-    }
-}
-
-async fn spawn_pipeline() -> Pipeline {
-    let stack = Stack::from_env();
-    let prefix = stack.unique_topic_prefix();
-    let backend_db = stack.fresh_database().await.unwrap();
-    let events_db = stack.fresh_database().await.unwrap();
-    let cancel = CancellationToken::new();
-
-    let mut b = todo_backend::Config::from_env();
-    b.http_addr = "127.0.0.1:0".parse().unwrap();
-    b.database_url = todo_kafka::Secret::new(&backend_db);
-    b.kafka = stack.kafka_args(&prefix);
-    b.relay.poll_interval_ms = 100;
-    let backend = todo_backend::Application::build(b).await.unwrap();
-    let backend_url = format!("http://{}", backend.local_addr());
-    tokio::spawn(backend.run_until_stopped(cancel.clone()));
-
-    let mut e = todo_event_service::Config::from_env();
-    e.http_addr = "127.0.0.1:0".parse().unwrap();
-    e.database_url = todo_kafka::Secret::new(&events_db);
-    e.kafka = stack.kafka_args(&prefix);
-    e.consumer.group_id = format!("test-group-{}", todo_testkit::short_id());
-    e.webhooks.urls = Vec::new();
-    let service = todo_event_service::Application::build(e).await.unwrap();
-    tokio::spawn(service.run_until_stopped(cancel.clone()));
-
-    Pipeline {
-        backend_url,
-        backend_db: PgPool::connect(&backend_db).await.unwrap(),
-        events_db: PgPool::connect(&events_db).await.unwrap(),
-        cancel,
-    }
-}
 
 async fn settle(p: &Pipeline) -> Report {
     let mut last = Report::default();
@@ -70,9 +22,9 @@ async fn settle(p: &Pipeline) -> Report {
 #[tokio::test]
 async fn every_api_change_reaches_the_event_service_once_and_verify_catches_tampering() {
     // Arrange
-    let p = spawn_pipeline().await;
-    let http = reqwest::Client::new();
-    let url = |path: &str| format!("{}{}", p.backend_url, path);
+    let p = Pipeline::start(Options::default()).await;
+    let http = &p.http;
+    let url = |path: &str| format!("{}{}", p.api, path);
 
     // Act: 20 tasks; every other one updated, every third completed, every fifth deleted.
     for i in 0..20 {

@@ -8,7 +8,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use todo_events::headers;
 use todo_kafka::{KafkaArgs, ProducerArgs};
 
-use crate::kafka_read::ReadRecord;
+use todo_kafka::ReadRecord;
 
 /// Republishes `records` to their original topics, key and value unchanged
 /// (so the event keeps its id, and a second delivery still has one effect),

@@ -1,4 +1,5 @@
-//! Reading a bounded range of a topic: from the beginning up to the high
+//! Reading a bounded range of a topic (the dead letters, for todoctl and the
+//! event service's console): from the beginning up to the high
 //! watermarks seen at the start.
 
 use std::time::Duration;
@@ -45,7 +46,7 @@ impl ReadRecord {
             timestamp_ms: m.timestamp().to_millis(),
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().unwrap_or_default().to_vec(),
-            headers: todo_kafka::headers_as_strings(m),
+            headers: crate::headers_as_strings(m),
         }
     }
 }
@@ -54,7 +55,7 @@ impl ReadRecord {
 /// (blocking). Nothing is committed: the group is a throwaway.
 pub fn read_to_end(base: &ClientConfig, topic: &str) -> anyhow::Result<Vec<ReadRecord>> {
     let mut cfg = base.clone();
-    let group = format!("todoctl-{}", uuid::Uuid::new_v4().simple());
+    let group = format!("todo-read-{}", uuid::Uuid::new_v4().simple());
     cfg.set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest");
