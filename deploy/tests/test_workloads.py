@@ -286,3 +286,17 @@ def test_the_dapr_transport_changes_nothing_but_the_services_transport_settings(
         return out
 
     assert without_transport("dapr") == without_transport("doks")
+
+
+def test_the_console_token_comes_from_a_secret_and_the_console_scrapes_the_backend(rendered):
+    service = one(rendered, "Deployment", "todo-event-service")
+    app = next(c for c in containers(service) if c["name"] == "todo-event-service")
+    env = {e["name"]: e for e in app["env"]}
+    backend = one(rendered, "Service", "todo-backend")
+    port = backend["spec"]["ports"][0]["port"]
+    assert env["CONSOLE_BACKEND_METRICS_URL"]["value"] == f"http://todo-backend:{port}/metrics"
+    token = env.get("CONSOLE_ADMIN_TOKEN")
+    if rendered == "local":
+        assert token is None, "the local values leave the console read-only"
+    else:
+        assert token["valueFrom"]["secretKeyRef"] == {"name": "todo-console", "key": "token"}

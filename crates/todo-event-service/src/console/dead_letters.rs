@@ -75,6 +75,9 @@ fn id_of(r: &ReadRecord) -> String {
     format!("{}:{}", r.partition, r.offset)
 }
 
+/// How long reading the dead-letter topic may take.
+const READ_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Reads the dead letters and what was done to each.
 async fn load(
     state: &AppState,
@@ -85,8 +88,15 @@ async fn load(
 )> {
     let console = &state.console;
     let names = TopicNames::new(console.kafka.topic_prefix.clone());
-    let records = ops::read_all(&console.kafka)
+    // Within the request's own timeout, so the page can say what failed.
+    let records = tokio::time::timeout(READ_WITHIN, ops::read_all(&console.kafka))
         .await
+        .map_err(|_| {
+            ApiError::KafkaUnavailable(anyhow::anyhow!(
+                "reading {} got no answer within {READ_WITHIN:?}",
+                names.dlq()
+            ))
+        })?
         .map_err(ApiError::KafkaUnavailable)?;
     let dispositions = dlq_actions::dispositions(&state.pool, &names.dlq()).await?;
     Ok((names, records, dispositions))
@@ -98,7 +108,11 @@ pub(super) async fn page(State(state): State<AppState>) -> Response {
         Ok(l) => l,
         Err(e) => {
             let status = e.status_code();
-            let message = format!("The dead letters could not be read: {e}. Reload shortly.");
+            let why = match &e {
+                ApiError::KafkaUnavailable(cause) => format!("Kafka: {cause:#}"),
+                other => other.to_string(),
+            };
+            let message = format!("The dead letters could not be read ({why}). Reload shortly.");
             tracing::warn!(error = ?e, "console: could not read the dead letters");
             return error_page(status, Tab::DeadLetters, &message);
         }

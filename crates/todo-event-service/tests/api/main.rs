@@ -3,6 +3,7 @@
 //! (Tests that stop a shared service live in `tests/outage.rs`.)
 
 mod alerts;
+mod console;
 mod crash;
 mod dapr;
 mod dead_letters;
