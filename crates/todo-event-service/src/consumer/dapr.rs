@@ -54,11 +54,16 @@ pub struct DaprIntakeSettings {
     pub outage_answer_after: Duration,
 }
 
+/// A partition's parking lot, loaded by the first delivery that needs it.
+type LotCell = tokio::sync::OnceCell<Arc<ParkingLot>>;
+
 /// Receives the sidecar's deliveries.
 pub struct DaprIntake {
     processor: Arc<Processor>,
     settings: DaprIntakeSettings,
-    lots: Mutex<HashMap<(String, i32), Arc<ParkingLot>>>,
+    /// One cell per partition, filled once: a partition's first delivery
+    /// loads its lot while the others' deliveries go on.
+    lots: Mutex<HashMap<(String, i32), Arc<LotCell>>>,
     stop: CancellationToken,
 }
 
@@ -93,28 +98,37 @@ impl DaprIntake {
         partition: i32,
         cancel: &CancellationToken,
     ) -> Option<Arc<ParkingLot>> {
-        let mut lots = self.lots.lock().await;
-        if let Some(lot) = lots.get(&(topic.to_owned(), partition)) {
-            let lot = lot.clone();
-            drop(lots);
-            return lot.refresh(cancel).await.ok().map(|()| lot);
+        let cell = self
+            .lots
+            .lock()
+            .await
+            .entry((topic.to_owned(), partition))
+            .or_default()
+            .clone();
+        if let Some(lot) = cell.get() {
+            return lot.refresh(cancel).await.ok().map(|()| lot.clone());
         }
-        let lot = ParkingLot::load(
-            self.processor.pool().clone(),
-            topic,
-            partition,
-            self.processor.outage_policy(),
-            cancel,
-        )
-        .await
-        .ok()?;
-        tokio::spawn(parking::run_retrier(
-            lot.clone(),
-            self.processor.clone(),
-            self.stop.child_token(),
-        ));
-        lots.insert((topic.to_owned(), partition), lot.clone());
-        Some(lot)
+        // NB: a failed load leaves the cell empty; the next delivery tries again.
+        let lot = cell
+            .get_or_try_init(|| async {
+                let lot = ParkingLot::load(
+                    self.processor.pool().clone(),
+                    topic,
+                    partition,
+                    self.processor.outage_policy(),
+                    cancel,
+                )
+                .await?;
+                tokio::spawn(parking::run_retrier(
+                    lot.clone(),
+                    self.processor.clone(),
+                    self.stop.child_token(),
+                ));
+                Ok::<_, crate::Cancelled>(lot)
+            })
+            .await
+            .ok()?;
+        Some(lot.clone())
     }
 
     /// Processes one partition's records (in offset order); true when every

@@ -19,9 +19,7 @@ pub const MAX_HOURS: i64 = 24 * 31;
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/analytics/summary", get(summary))
-        .layer(axum::middleware::from_fn(todo_api::bare_errors_as_problems))
+    Router::new().route("/analytics/summary", get(summary))
 }
 
 /// Query of `GET /analytics/summary`; any other parameter is refused (400).

@@ -13,9 +13,7 @@ use crate::store::{self, AuditEntry, ProjectedTask};
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/audit/tasks/{id}", get(task_audit))
-        .layer(axum::middleware::from_fn(todo_api::bare_errors_as_problems))
+    Router::new().route("/audit/tasks/{id}", get(task_audit))
 }
 
 /// A task's history and its projected current state.

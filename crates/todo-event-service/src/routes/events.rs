@@ -20,9 +20,7 @@ pub const MAX_LIMIT: i64 = 500;
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/events", get(recent))
-        .layer(axum::middleware::from_fn(todo_api::bare_errors_as_problems))
+    Router::new().route("/events", get(recent))
 }
 
 /// Query of `GET /events`; any other parameter is refused (400).
