@@ -1,0 +1,209 @@
+//! The Markdown summary of a report.
+
+use std::fmt::Write as _;
+
+use super::model::{LoadRun, Report};
+use crate::load::ApiReport;
+use crate::pipeline::PipelineReport;
+
+fn lat_row(out: &mut String, name: &str, l: &crate::stats::LatencySummary) {
+    let _ = writeln!(
+        out,
+        "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+        l.count, l.p50_ms, l.p95_ms, l.p99_ms, l.p999_ms, l.max_ms
+    );
+}
+
+fn lat_header(out: &mut String) {
+    out.push_str("| latency | count | p50 ms | p95 ms | p99 ms | p99.9 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|\n");
+}
+
+fn pipeline_md(out: &mut String, p: &PipelineReport) {
+    let _ = writeln!(
+        out,
+        "\nEvents: produced {}, published {}, processed {}, missing {}; publish success {:.3} %; \
+         sustained {:.1} events/s; processed rate {:.1} events/s.\n",
+        p.produced,
+        p.published,
+        p.processed,
+        p.missing,
+        p.publish_success_pct,
+        p.sustained_events_per_s,
+        p.processed_rate_events_per_s
+    );
+    lat_header(out);
+    lat_row(out, "end to end (commit → processed)", &p.e2e);
+    lat_row(out, "relay (commit → marked published)", &p.relay);
+    lat_row(out, "consume (marked published → processed)", &p.consume);
+}
+
+fn api_md(out: &mut String, a: &ApiReport) {
+    let _ = writeln!(
+        out,
+        "\nAPI `{}`: {} requests, {} ok, {} failed ({:?}), {:.1} ok/s.\n",
+        a.target, a.requests, a.ok, a.failed, a.statuses, a.achieved_rps
+    );
+    lat_header(out);
+    lat_row(out, "API (from intended send)", &a.latency);
+    lat_row(out, "API service time (from actual send)", &a.service_time);
+    for (op, l) in &a.latency_per_op {
+        lat_row(out, &format!("API {op}"), l);
+    }
+}
+
+fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
+    let _ = writeln!(
+        out,
+        "\n## {title}\n\n{} loop, {}, {:.0} s, mix `{}`, correlation id `{}`; waited {:.1} s for the last events; \
+         machine CPU busy {} % on average (all processes; {} % in the 2 s before the load); todo-bench used {} CPU s.",
+        r.mode,
+        match (r.rate_per_s, r.concurrency) {
+            (Some(rate), _) => format!("{rate} req/s offered"),
+            (None, Some(c)) => format!("{c} workers"),
+            _ => String::new(),
+        },
+        r.duration_s,
+        r.mix,
+        r.correlation_id,
+        r.drain_wait_s,
+        opt(r.cpu_busy_pct_mean.map(|c| format!("{c:.0}"))),
+        opt(r.cpu_busy_before_pct.map(|c| format!("{c:.0}"))),
+        opt(r.bench_cpu_s.map(|c| format!("{c:.1}")))
+    );
+    api_md(out, &r.api);
+    pipeline_md(out, &r.pipeline);
+    let _ = writeln!(
+        out,
+        "\nEvent service processing time (its histogram): p50 {} ms, p95 {} ms, p99 {} ms ({} events). \
+         Consumer lag (committed offsets, sampled each second): max {}, median {}, max per partition {}; \
+         outbox depth max {}; written-but-unprocessed max {}. Relay send-to-acknowledgement \
+         (backend histogram): p50 {} ms, p95 {} ms, p99 {} ms.",
+        opt(r.processing.p50_ms),
+        opt(r.processing.p95_ms),
+        opt(r.processing.p99_ms),
+        r.processing.count,
+        opt(r.lag.consumer_lag_max),
+        opt(r.lag.consumer_lag_p50),
+        opt(r.lag.consumer_lag_max_partition),
+        opt(r.lag.outbox_depth_max),
+        r.lag.unprocessed_max,
+        opt(r.publish.p50_ms),
+        opt(r.publish.p95_ms),
+        opt(r.publish.p99_ms)
+    );
+    out.push_str(plots);
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "n/a".into())
+}
+
+fn plots_md(prefix: &str) -> String {
+    format!(
+        "\n![latency]({prefix}-latency.svg)\n![lag]({prefix}-lag.svg)\n![throughput]({prefix}-throughput.svg)\n"
+    )
+}
+
+/// The Markdown summary.
+pub fn markdown(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# todo-bench: {}{}\n\n{} → {}; {} CPUs ({}), {:.1} GiB, kernel {}.\n",
+        r.scenario,
+        if r.quick { " (quick)" } else { "" },
+        r.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        r.finished_at.format("%H:%M:%S UTC"),
+        r.machine.cpus,
+        r.machine.cpu_model,
+        r.machine.memory_gib,
+        r.machine.kernel
+    );
+    out.push_str("## Targets\n\n| | origin | target | threshold | measured | source |\n|---|---|---|---|---:|---|\n");
+    for t in &r.targets {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            match t.pass {
+                Some(true) => "PASS",
+                Some(false) => "**FAIL**",
+                None => "–",
+            },
+            t.origin,
+            t.name,
+            t.threshold,
+            t.measured
+                .map(|v| format!("{v:.2} {}", t.unit))
+                .unwrap_or_else(|| "not measured".into()),
+            t.source
+        );
+    }
+    if let Some(s) = &r.steady {
+        run_md(&mut out, "steady", s, &plots_md("steady"));
+    }
+    if let Some(s) = &r.max {
+        run_md(&mut out, "max (closed loop)", s, &plots_md("max"));
+    }
+    if let Some(o) = &r.overhead {
+        let _ = writeln!(
+            out,
+            "\n## overhead\n\n{}\n\n{} req/s per side, {:.0} s. Overhead (on − off): p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms.",
+            o.method, o.rate_per_side, o.duration_s, o.overhead_p50_ms, o.overhead_p95_ms, o.overhead_p99_ms
+        );
+        api_md(&mut out, &o.events_on);
+        api_md(&mut out, &o.events_off);
+        pipeline_md(&mut out, &o.pipeline);
+        out.push_str(&plots_md("overhead"));
+    }
+    if let Some(ramp) = &r.ramp {
+        let _ = writeln!(
+            out,
+            "\n## ramp\n\n{:.0} s per step. Highest bounded rate: {} req/s ({:.1} events/s processed).\n\n\
+             | rate | ok/s | failed | API p99 ms | processed/s | e2e p99 ms | unprocessed at end | bounded |\n|---:|---:|---:|---:|---:|---:|---:|---|",
+            ramp.step_s, opt(ramp.highest_bounded_rate), ramp.highest_sustained_events_per_s
+        );
+        for s in &ramp.steps {
+            let _ = writeln!(
+                out,
+                "| {} | {:.1} | {} | {:.2} | {:.1} | {:.2} | {} | {} |",
+                s.rate,
+                s.achieved_rps,
+                s.failed,
+                s.api_p99_ms,
+                s.processed_per_s,
+                s.e2e_p99_ms,
+                s.unprocessed_at_end,
+                if s.bounded {
+                    "yes".to_owned()
+                } else {
+                    format!("no: {}", s.why)
+                }
+            );
+        }
+        pipeline_md(&mut out, &ramp.pipeline);
+        out.push_str(&plots_md("ramp"));
+    }
+    if let Some(b) = &r.backlog {
+        let _ = writeln!(
+            out,
+            "\n## backlog\n\n{}\n\nFilled {} rows (asked {}) in {:.1} s ({:.0} req/s). Relay restarted at {:.1} s; \
+             relay drain {:.0} rows/s; event service {:.0} events/s; backlog gone {:.1} s after the relay started.",
+            b.method, b.filled_rows, b.target_rows, b.fill_s, b.fill_rps, b.relay_started_s,
+            b.relay_rows_per_s, b.consume_events_per_s, b.drain_s
+        );
+        pipeline_md(&mut out, &b.pipeline);
+        out.push_str(&plots_md("backlog"));
+    }
+    for e in &r.errors {
+        let _ = writeln!(out, "\n**Not finished:** {e}");
+    }
+    if let Some(v) = &r.verify {
+        let _ = writeln!(
+            out,
+            "\n## todoctl verify (whole stack)\n\nexpected {}, delivered {}, missing {}, duplicated effects {}, unpublished {}, mismatched {}: {}.",
+            v.expected, v.delivered, v.missing, v.duplicated_effects, v.unpublished, v.mismatched,
+            if v.clean { "clean" } else { "GAPS" }
+        );
+    }
+    out
+}

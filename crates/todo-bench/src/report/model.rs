@@ -1,0 +1,371 @@
+//! The report's JSON model: stable field names (`schema_version` changes when
+//! a field is renamed or removed).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::load::ApiReport;
+use crate::pipeline::PipelineReport;
+use crate::sampler::TimelinePoint;
+
+/// Version of the JSON layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The machine the figures come from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// CPU model name.
+    pub cpu_model: String,
+    /// Memory in GiB.
+    pub memory_gib: f64,
+    /// Kernel release.
+    pub kernel: String,
+}
+
+/// Percentiles of a service's Prometheus histogram, counted over the run:
+/// the event service's `event_processing_duration_seconds` (read to
+/// committed) or the backend's `event_publish_duration_seconds` (batch handed
+/// to the producer to each acknowledgement).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessingReport {
+    /// Events observed by the histogram during the run.
+    pub count: f64,
+    /// Median (bucket-interpolated).
+    pub p50_ms: Option<f64>,
+    /// 95th percentile.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile.
+    pub p99_ms: Option<f64>,
+}
+
+/// Lag and outbox depth over the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LagReport {
+    /// Samples taken.
+    pub samples: u64,
+    /// Largest consumer lag (sum over partitions, committed offsets).
+    pub consumer_lag_max: Option<i64>,
+    /// Median consumer lag.
+    pub consumer_lag_p50: Option<i64>,
+    /// Largest single-partition lag.
+    pub consumer_lag_max_partition: Option<i64>,
+    /// Largest outbox depth.
+    pub outbox_depth_max: Option<i64>,
+    /// Largest count of written-but-unprocessed events at a second's end
+    /// (from the database timestamps: the pipeline's true backlog).
+    pub unprocessed_max: u64,
+}
+
+/// One load run (steady, max, or the fill of backlog).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadRun {
+    /// `open` (scheduled by the clock) or `closed` (back to back).
+    pub mode: String,
+    /// Offered rate (open loop).
+    pub rate_per_s: Option<f64>,
+    /// Workers (closed loop).
+    pub concurrency: Option<u64>,
+    /// Send window.
+    pub duration_s: f64,
+    /// Request mix.
+    pub mix: String,
+    /// The run's correlation id (outbox and audit log rows carry it).
+    pub correlation_id: String,
+    /// API figures.
+    pub api: ApiReport,
+    /// Pipeline figures.
+    pub pipeline: PipelineReport,
+    /// Event service processing time.
+    pub processing: ProcessingReport,
+    /// Relay publish time (send to Kafka acknowledgement).
+    pub publish: ProcessingReport,
+    /// Lag and outbox depth.
+    pub lag: LagReport,
+    /// Seconds waited after the send window for the last events.
+    pub drain_wait_s: f64,
+    /// Mean share of the machine's CPU busy during the run (every process,
+    /// ours and others').
+    pub cpu_busy_pct_mean: Option<f64>,
+    /// Share of the machine's CPU busy in the 2 s before the load (other
+    /// work on the machine: builds, tests).
+    pub cpu_busy_before_pct: Option<f64>,
+    /// CPU seconds todo-bench itself used during the run (it shares the machine).
+    pub bench_cpu_s: Option<f64>,
+    /// Samples, once a second.
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// The events-on vs events-off comparison.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OverheadRun {
+    /// How the events-off side was run.
+    pub method: String,
+    /// Offered rate per side.
+    pub rate_per_side: f64,
+    /// Send window.
+    pub duration_s: f64,
+    /// Events on.
+    pub events_on: ApiReport,
+    /// Events off.
+    pub events_off: ApiReport,
+    /// p50(on) - p50(off).
+    pub overhead_p50_ms: f64,
+    /// p95(on) - p95(off).
+    pub overhead_p95_ms: f64,
+    /// p99(on) - p99(off).
+    pub overhead_p99_ms: f64,
+    /// Events of the events-on side.
+    pub pipeline: PipelineReport,
+    /// Mean share of the machine's CPU busy (all processes).
+    pub cpu_busy_pct_mean: Option<f64>,
+    /// Share of the machine's CPU busy in the 2 s before the load (other
+    /// work on the machine: builds, tests).
+    pub cpu_busy_before_pct: Option<f64>,
+    /// CPU seconds todo-bench itself used during the run (it shares the machine).
+    pub bench_cpu_s: Option<f64>,
+    /// Samples.
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// One rate of the ramp.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RampStep {
+    /// Offered rate.
+    pub rate: f64,
+    /// Successful requests per second.
+    pub achieved_rps: f64,
+    /// Successful requests.
+    pub ok: u64,
+    /// Failed requests.
+    pub failed: u64,
+    /// API latency p99 (from the intended send time).
+    pub api_p99_ms: f64,
+    /// Events processed per second inside the step's window.
+    pub processed_per_s: f64,
+    /// End-to-end p99 of the events written in the step.
+    pub e2e_p99_ms: f64,
+    /// Written but unprocessed at the step's end.
+    pub unprocessed_at_end: u64,
+    /// Whether the pipeline kept up.
+    pub bounded: bool,
+    /// Why not, if not.
+    pub why: String,
+}
+
+/// The ramp.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RampRun {
+    /// Length of each step.
+    pub step_s: f64,
+    /// The steps run (the ramp stops after the first unbounded one).
+    pub steps: Vec<RampStep>,
+    /// Highest offered rate at which the pipeline kept up.
+    pub highest_bounded_rate: Option<f64>,
+    /// Events processed per second in that step.
+    pub highest_sustained_events_per_s: f64,
+    /// API figures over the whole ramp.
+    pub api: ApiReport,
+    /// Pipeline figures over the whole ramp.
+    pub pipeline: PipelineReport,
+    /// Mean share of the machine's CPU busy (all processes).
+    pub cpu_busy_pct_mean: Option<f64>,
+    /// Share of the machine's CPU busy in the 2 s before the load (other
+    /// work on the machine: builds, tests).
+    pub cpu_busy_before_pct: Option<f64>,
+    /// CPU seconds todo-bench itself used during the run (it shares the machine).
+    pub bench_cpu_s: Option<f64>,
+    /// Samples.
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// The backlog drain.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BacklogRun {
+    /// How the relay was stopped and restarted.
+    pub method: String,
+    /// Rows asked for.
+    pub target_rows: u64,
+    /// Outbox rows written by the fill.
+    pub filled_rows: u64,
+    /// Fill time.
+    pub fill_s: f64,
+    /// Fill rate (API requests per second, closed loop).
+    pub fill_rps: f64,
+    /// Seconds from the start when the relay started again.
+    pub relay_started_s: f64,
+    /// Published rows / (last published_at - first published_at).
+    pub relay_rows_per_s: f64,
+    /// Processed events / (last processed_at - first processed_at).
+    pub consume_events_per_s: f64,
+    /// From the relay's start to the last event processed.
+    pub drain_s: f64,
+    /// API figures of the fill.
+    pub api: ApiReport,
+    /// Pipeline figures.
+    pub pipeline: PipelineReport,
+    /// Mean share of the machine's CPU busy (all processes).
+    pub cpu_busy_pct_mean: Option<f64>,
+    /// Share of the machine's CPU busy in the 2 s before the load (other
+    /// work on the machine: builds, tests).
+    pub cpu_busy_before_pct: Option<f64>,
+    /// CPU seconds todo-bench itself used during the run (it shares the machine).
+    pub bench_cpu_s: Option<f64>,
+    /// Samples.
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// `todoctl verify` over the whole stack (all events ever, not just this run's).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Event ids in the outbox.
+    pub expected: u64,
+    /// Of those, in the audit log.
+    pub delivered: u64,
+    /// Not in the audit log.
+    pub missing: u64,
+    /// Effects applied more than once.
+    pub duplicated_effects: i64,
+    /// Outbox rows not yet published.
+    pub unpublished: i64,
+    /// Tasks whose projection differs.
+    pub mismatched: u64,
+    /// Nothing missing, nothing twice, nothing mismatched.
+    pub clean: bool,
+}
+
+/// One target with its measured value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetResult {
+    /// Stable id.
+    pub id: String,
+    /// `spec` or `ours`.
+    pub origin: String,
+    /// What is measured.
+    pub name: String,
+    /// The threshold, as text (`< 50 ms`).
+    pub threshold: String,
+    /// The measured value; `None` when this run did not measure it.
+    pub measured: Option<f64>,
+    /// Unit of `measured`.
+    pub unit: String,
+    /// Pass, fail, or `None` when not measured.
+    pub pass: Option<bool>,
+    /// Where the figure comes from.
+    pub source: String,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Layout version.
+    pub schema_version: u32,
+    /// `steady`, `ramp`, `backlog`, `overhead`, `max` or `all`.
+    pub scenario: String,
+    /// Shortened run.
+    pub quick: bool,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End.
+    pub finished_at: DateTime<Utc>,
+    /// Where it ran.
+    pub machine: Machine,
+    /// Open loop at a constant rate.
+    pub steady: Option<LoadRun>,
+    /// Closed loop, maximum throughput.
+    pub max: Option<LoadRun>,
+    /// Rising rates.
+    pub ramp: Option<RampRun>,
+    /// Events on vs off.
+    pub overhead: Option<OverheadRun>,
+    /// Outbox backlog drain.
+    pub backlog: Option<BacklogRun>,
+    /// Whole-stack reconciliation at the end.
+    pub verify: Option<VerifyReport>,
+    /// Scenarios of `all` that could not finish, with the reason (the others
+    /// still report).
+    pub errors: Vec<String>,
+    /// Targets with measured values.
+    pub targets: Vec<TargetResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(v: &serde_json::Value) -> Vec<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn the_report_keeps_its_field_names() {
+        let r = Report {
+            steady: Some(LoadRun::default()),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            keys(&v),
+            [
+                "backlog",
+                "errors",
+                "finished_at",
+                "machine",
+                "max",
+                "overhead",
+                "quick",
+                "ramp",
+                "scenario",
+                "schema_version",
+                "started_at",
+                "steady",
+                "targets",
+                "verify"
+            ]
+        );
+        assert_eq!(
+            keys(&v["steady"]),
+            [
+                "api",
+                "bench_cpu_s",
+                "concurrency",
+                "correlation_id",
+                "cpu_busy_before_pct",
+                "cpu_busy_pct_mean",
+                "drain_wait_s",
+                "duration_s",
+                "lag",
+                "mix",
+                "mode",
+                "pipeline",
+                "processing",
+                "publish",
+                "rate_per_s",
+                "timeline"
+            ]
+        );
+        assert_eq!(
+            keys(&v["steady"]["pipeline"]),
+            [
+                "consume",
+                "e2e",
+                "missing",
+                "per_second",
+                "processed",
+                "processed_before_marked_published",
+                "processed_rate_events_per_s",
+                "produced",
+                "publish_failed_attempts",
+                "publish_success_pct",
+                "published",
+                "relay",
+                "sustained_events_per_s"
+            ]
+        );
+        assert_eq!(
+            keys(&v["steady"]["api"]["latency"]),
+            ["count", "max_ms", "mean_ms", "p50_ms", "p95_ms", "p999_ms", "p99_ms"]
+        );
+    }
+}

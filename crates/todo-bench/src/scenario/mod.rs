@@ -1,0 +1,120 @@
+//! The scenarios: each drives load, samples the stack, waits for the events,
+//! and turns what the databases recorded into its part of the report.
+
+mod backlog;
+mod harness;
+mod max;
+mod overhead;
+mod plots;
+mod probes;
+mod ramp;
+mod steady;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sqlx::PgPool;
+
+use crate::cli::Common;
+use crate::error::{Error, Result};
+use crate::sampler::{LagProbe, Sources};
+
+pub use backlog::backlog;
+pub use harness::{cpu_mean, measure, Hooks, Load, Measured};
+pub use max::max;
+pub use overhead::{overhead, overhead_warmup_s};
+pub use plots::plot_run;
+pub use probes::{cpu_busy_over, own_cpu_s, wait_quiet};
+pub use ramp::{ramp, step_verdict};
+pub use steady::steady;
+
+/// What every scenario needs.
+pub struct Ctx {
+    /// Options.
+    pub common: Common,
+    /// Backend database.
+    pub backend_db: PgPool,
+    /// Event service database.
+    pub events_db: PgPool,
+    /// Client for /metrics and health.
+    pub http: reqwest::Client,
+    /// Consumer lag from Kafka.
+    pub lag: Option<Arc<LagProbe>>,
+    /// Report directory.
+    pub out: PathBuf,
+}
+
+impl Ctx {
+    /// Connects to both databases and Kafka.
+    pub async fn connect(common: Common, out: PathBuf) -> Result<Self> {
+        let opts = || {
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(10))
+        };
+        let backend_db = opts().connect(&common.database_url).await?;
+        let events_db = opts().connect(&common.event_database_url).await?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let kafka = common.kafka.clone();
+        let group = common.consumer_group.clone();
+        let topics = todo_kafka::TopicNames::new(kafka.topic_prefix.clone()).task_topics();
+        let lag = tokio::task::spawn_blocking(move || LagProbe::new(&kafka, &group, &topics))
+            .await
+            .map_err(|e| Error::Process(e.to_string()))?;
+        let lag = match lag {
+            Ok(l) => Some(Arc::new(l)),
+            Err(e) => {
+                eprintln!("consumer lag from Kafka unavailable ({e}); using /metrics only");
+                None
+            }
+        };
+        Ok(Self {
+            common,
+            backend_db,
+            events_db,
+            http,
+            lag,
+            out,
+        })
+    }
+
+    fn sources(&self) -> Sources {
+        Sources {
+            backend_db: self.backend_db.clone(),
+            backend_metrics: format!("{}/metrics", self.common.backend_url.trim_end_matches('/')),
+            events_metrics: format!(
+                "{}/metrics",
+                self.common.event_service_url.trim_end_matches('/')
+            ),
+            http: self.http.clone(),
+            lag: self.lag.clone(),
+        }
+    }
+
+    fn backend_metrics_url(&self) -> String {
+        format!("{}/metrics", self.common.backend_url.trim_end_matches('/'))
+    }
+
+    fn events_metrics_url(&self) -> String {
+        format!(
+            "{}/metrics",
+            self.common.event_service_url.trim_end_matches('/')
+        )
+    }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress(len_s: u64, prefix: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(len_s), ProgressDrawTarget::stderr());
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos:>4}/{len}s {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(prefix.to_owned());
+    pb
+}

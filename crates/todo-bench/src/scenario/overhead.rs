@@ -1,0 +1,146 @@
+//! `overhead`: what writing the outbox costs on the request path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::harness::{cpu_mean, measure, Hooks, Load};
+use super::plots::plot_run;
+use super::Ctx;
+use crate::cli::OverheadArgs;
+use crate::client::{Api, Target};
+use crate::error::Result;
+use crate::instance::{self, BackendSpec};
+use crate::load::{self, Driver, DEFAULT_MAX_IN_FLIGHT};
+use crate::pipeline;
+use crate::report::OverheadRun;
+use crate::schedule::Schedule;
+use crate::stats;
+
+/// Seconds of unrecorded load before `overhead` measures (fresh processes
+/// open their connection pools and fill their caches first).
+pub fn overhead_warmup_s(quick: bool) -> f64 {
+    if quick {
+        2.0
+    } else {
+        5.0
+    }
+}
+
+/// `overhead`.
+pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
+    let duration = args
+        .duration_s
+        .unwrap_or(if ctx.common.quick { 15.0 } else { 60.0 });
+    let spec = |events_enabled: bool, log: &str| BackendSpec {
+        bin: &ctx.common.backend_bin,
+        database_url: &ctx.common.database_url,
+        kafka_bootstrap_servers: &ctx.common.kafka.bootstrap_servers,
+        events_enabled,
+        relay_enabled: false,
+        log: ctx.out.join(log),
+    };
+    let on = instance::spawn_backend(spec(true, "backend-events-on.log"), &ctx.http).await?;
+    let off = match instance::spawn_backend(spec(false, "backend-events-off.log"), &ctx.http).await
+    {
+        Ok(off) => off,
+        Err(e) => {
+            on.stop().await;
+            return Err(e);
+        }
+    };
+    let on_target = Arc::new(Target::new("events_on", &on.url));
+    let off_target = Arc::new(Target::new("events_off", &off.url));
+    let warmup = overhead_warmup_s(ctx.common.quick);
+    let method = format!(
+        "Two todo-backend instances started by todo-bench from the same binary against the same \
+         database, identical but for EVENTS_ENABLED (true on {}, false on {}); neither runs a \
+         relay (RELAY_ENABLED=false: the stack's backend publishes the events-on side's rows), so \
+         the only difference on the request path is the outbox write. Requests alternate between \
+         the two, {} req/s each, so both sides share the machine's load at the same moment. {} s \
+         of unrecorded warm-up first. The events-off side's tasks are deleted through it at the \
+         end (no events), so the event service's projection never misses them. End-to-end \
+         figures of this scenario include the stack relay's poll interval (its wake-up signal \
+         only comes from its own process's writes).",
+        on.url, off.url, args.rate, warmup
+    );
+    let targets = vec![on_target, off_target.clone()];
+    let result = async {
+        warm_up(ctx, &targets, 2.0 * args.rate, warmup).await;
+        let schedule = Schedule::constant(2.0 * args.rate, Duration::from_secs_f64(duration));
+        measure(
+            ctx,
+            "overhead",
+            targets.clone(),
+            Load::Open(schedule),
+            Hooks::default(),
+        )
+        .await
+    }
+    .await;
+    // Clean up the events-off tasks whatever happened.
+    let leftovers = off_target.pool.lock().expect("pool lock").drain();
+    let http = ctx.http.clone();
+    futures::stream::iter(leftovers)
+        .for_each_concurrent(16, |id| {
+            let http = http.clone();
+            let url = format!("{}/tasks/{id}", off.url);
+            async move {
+                let _ = http.delete(url).send().await;
+            }
+        })
+        .await;
+    off.stop().await;
+    on.stop().await;
+    let (m, _) = result?;
+    let on = m.recorders[0].report(m.window);
+    let offr = m.recorders[1].report(m.window);
+    let pipeline = pipeline::analyse(&m.events, m.window.as_secs_f64());
+    let run = OverheadRun {
+        method,
+        rate_per_side: args.rate,
+        duration_s: stats::round3(m.window.as_secs_f64()),
+        overhead_p50_ms: stats::round3(on.latency.p50_ms - offr.latency.p50_ms),
+        overhead_p95_ms: stats::round3(on.latency.p95_ms - offr.latency.p95_ms),
+        overhead_p99_ms: stats::round3(on.latency.p99_ms - offr.latency.p99_ms),
+        events_on: on,
+        events_off: offr,
+        pipeline,
+        cpu_busy_pct_mean: cpu_mean(&m.timeline),
+        cpu_busy_before_pct: m.cpu_busy_before_pct,
+        bench_cpu_s: m.bench_cpu_s,
+        timeline: m.timeline,
+    };
+    plot_run(
+        &ctx.out,
+        "overhead",
+        &run.events_on,
+        Some(&run.events_off),
+        &run.pipeline,
+        &run.timeline,
+    )?;
+    Ok(run)
+}
+
+/// Unrecorded load on `targets` (their task pools are kept).
+async fn warm_up(ctx: &Ctx, targets: &[Arc<Target>], rate: f64, seconds: f64) {
+    if seconds <= 0.0 {
+        return;
+    }
+    let api = Api::new(
+        uuid::Uuid::new_v4(),
+        Duration::from_millis(ctx.common.timeout_ms),
+    );
+    let driver = Driver::new(api, targets.to_vec(), ctx.common.mix.clone());
+    let schedule = Schedule::constant(rate, Duration::from_secs_f64(seconds));
+    let start = Instant::now();
+    let (tx, collector) = load::collect(targets.iter().map(|t| t.name.clone()).collect(), start);
+    let in_flight = Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT));
+    load::open_loop(&driver, start, schedule.slots(), &in_flight, &tx).await;
+    load::wait_in_flight(&in_flight, DEFAULT_MAX_IN_FLIGHT).await;
+    drop(tx);
+    let _ = collector.await;
+}

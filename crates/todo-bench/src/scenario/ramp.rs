@@ -1,0 +1,171 @@
+//! `ramp`: rising rates, step by step, until the stack stops keeping up.
+
+use std::time::Duration;
+
+use super::harness::{backend_target, cpu_mean, measure, Hooks, Load};
+use super::plots::plot_run;
+use super::Ctx;
+use crate::cli::RampArgs;
+use crate::error::Result;
+use crate::pipeline;
+use crate::report::{RampRun, RampStep};
+use crate::sampler::{self, Sampler};
+use crate::schedule::Schedule;
+use crate::stats::{self, LatencySummary};
+
+/// Whether a ramp step kept up: almost every request succeeded at almost
+/// the offered rate, and at the step's end the pipeline was less than half a
+/// second of events behind (written by us minus processed by the service).
+pub fn step_verdict(rate: f64, step_s: f64, ok: u64, failed: u64, behind: i64) -> (bool, String) {
+    let sent = ok + failed;
+    let achieved = ok as f64 / step_s;
+    let allowed = (rate * 0.5).max(200.0);
+    if sent > 0 && failed as f64 > 0.01 * sent as f64 {
+        (false, format!("{failed} of {sent} requests failed"))
+    } else if achieved < 0.95 * rate {
+        (false, format!("API achieved {achieved:.0} req/s"))
+    } else if behind as f64 > allowed {
+        (
+            false,
+            format!("{behind} events behind at the step's end (> {allowed:.0})"),
+        )
+    } else {
+        (true, String::new())
+    }
+}
+
+/// `ramp`.
+pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
+    let rates = if args.rates.is_empty() {
+        if ctx.common.quick {
+            vec![1_000.0, 2_000.0, 3_000.0, 4_000.0, 5_000.0]
+        } else {
+            vec![
+                500.0, 1_000.0, 1_500.0, 2_000.0, 2_500.0, 3_000.0, 4_000.0, 5_000.0, 6_000.0,
+                8_000.0,
+            ]
+        }
+    } else {
+        args.rates.clone()
+    };
+    let step_s = args
+        .step_s
+        .unwrap_or(if ctx.common.quick { 4.0 } else { 15.0 });
+    let schedule = Schedule::ramp(&rates, Duration::from_secs_f64(step_s));
+    let consumed_base = sampler::scrape(&ctx.http, &ctx.events_metrics_url())
+        .await
+        .and_then(|s| stats::sum_of(&s, "events_consumed_total"))
+        .unwrap_or(0.0);
+    let mut prev = (0u64, 0u64);
+    let judge = move |step: usize, sch: &Schedule, s: &Sampler, ok: u64, failed: u64| {
+        let (step_ok, step_failed) = (ok - prev.0, failed - prev.1);
+        prev = (ok, failed);
+        let behind = s
+            .last()
+            .and_then(|p| {
+                p.events_consumed_total
+                    .map(|c| p.requests_ok as i64 - (c - consumed_base) as i64)
+            })
+            .unwrap_or(0);
+        step_verdict(
+            sch.steps[step].rate,
+            sch.steps[step].duration.as_secs_f64(),
+            step_ok,
+            step_failed,
+            behind,
+        )
+    };
+    let (m, _) = measure(
+        ctx,
+        "ramp",
+        vec![backend_target(ctx)],
+        Load::Open(schedule.clone()),
+        Hooks {
+            judge_step: Some(Box::new(judge)),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let pipeline = pipeline::analyse(&m.events, m.window.as_secs_f64());
+    let mut steps = Vec::new();
+    for (i, (bounded, why)) in m.step_verdicts.iter().enumerate() {
+        let from = schedule.step_start(i).as_secs_f64();
+        let to = from + step_s;
+        let (lat, ok, failed) = m.recorders[0].step(i);
+        let processed = m
+            .events
+            .iter()
+            .filter(|e| e.processed.is_some_and(|p| p >= from && p < to))
+            .count();
+        let mut e2e = stats::histogram();
+        for e in m
+            .events
+            .iter()
+            .filter(|e| e.created >= from && e.created < to)
+        {
+            if let Some(p) = e.processed {
+                stats::record_micros(&mut e2e, ((p - e.created) * 1e6) as i64);
+            }
+        }
+        let end_second = (to.ceil() as usize).saturating_sub(1);
+        steps.push(RampStep {
+            rate: schedule.steps[i].rate,
+            achieved_rps: stats::round3(ok as f64 / step_s),
+            ok,
+            failed,
+            api_p99_ms: lat.p99_ms,
+            processed_per_s: stats::round3(processed as f64 / step_s),
+            e2e_p99_ms: LatencySummary::of(&e2e).p99_ms,
+            unprocessed_at_end: pipeline
+                .per_second
+                .get(end_second)
+                .map(|s| s.unprocessed)
+                .unwrap_or(0),
+            bounded: *bounded,
+            why: why.clone(),
+        });
+    }
+    let best = steps
+        .iter()
+        .filter(|s| s.bounded)
+        .max_by(|a, b| a.rate.total_cmp(&b.rate));
+    let run = RampRun {
+        step_s,
+        highest_bounded_rate: best.map(|s| s.rate),
+        highest_sustained_events_per_s: best.map(|s| s.processed_per_s).unwrap_or(0.0),
+        api: m.recorders[0].report(m.window),
+        cpu_busy_pct_mean: cpu_mean(&m.timeline),
+        cpu_busy_before_pct: m.cpu_busy_before_pct,
+        bench_cpu_s: m.bench_cpu_s,
+        timeline: m.timeline.clone(),
+        pipeline,
+        steps,
+    };
+    plot_run(
+        &ctx.out,
+        "ramp",
+        &run.api,
+        None,
+        &run.pipeline,
+        &run.timeline,
+    )?;
+    Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_is_bounded_when_requests_succeed_and_the_pipeline_keeps_up() {
+        assert!(step_verdict(1_000.0, 10.0, 10_000, 0, 120).0);
+        let (ok, why) = step_verdict(1_000.0, 10.0, 10_000, 0, 900);
+        assert!(!ok && why.contains("behind"), "{why}");
+        let (ok, why) = step_verdict(1_000.0, 10.0, 9_000, 0, 0);
+        assert!(!ok && why.contains("achieved"), "{why}");
+        let (ok, why) = step_verdict(1_000.0, 10.0, 9_800, 200, 0);
+        assert!(!ok && why.contains("failed"), "{why}");
+        // Small rates get a floor of 200 events.
+        assert!(step_verdict(100.0, 10.0, 1_000, 0, 150).0);
+    }
+}
