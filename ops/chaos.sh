@@ -49,8 +49,9 @@ say "building release binaries (backend, event service, bench, todoctl)"
 (cd "$ROOT" && cargo build --release --quiet -p todo-backend -p todo-event-service -p todo-bench -p todoctl) || die "build failed"
 
 # ------------------------------------------------------------ one run's world
-RUN=""
-PIDS=()
+# CHAOS_RUN names the current run: its databases, topic prefix, consumer group
+# and files under $OUT (not lib.sh's RUN, the stack's pid directory).
+CHAOS_RUN=""
 
 psql_admin() { as_pg "$(pg_bin)/psql" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" -d postgres -qtAc "$1"; }
 
@@ -61,32 +62,31 @@ free_port() {
 }
 
 run_begin() {
-  RUN="chaos_$(date +%s)_$RANDOM"
-  PIDS=()
-  psql_admin "CREATE DATABASE $RUN" && psql_admin "CREATE DATABASE ${RUN}_ev" || die "cannot create the run's databases"
+  CHAOS_RUN="chaos_$(date +%s)_$RANDOM"
+  psql_admin "CREATE DATABASE $CHAOS_RUN" && psql_admin "CREATE DATABASE ${CHAOS_RUN}_ev" || die "cannot create the run's databases"
   export DATABASE_URL EVENT_DATABASE_URL KAFKA_BOOTSTRAP_SERVERS KAFKA_TOPIC_PREFIX KAFKA_GROUP_ID
-  DATABASE_URL=$(pg_url "$RUN")
-  EVENT_DATABASE_URL=$(pg_url "${RUN}_ev")
+  DATABASE_URL=$(pg_url "$CHAOS_RUN")
+  EVENT_DATABASE_URL=$(pg_url "${CHAOS_RUN}_ev")
   KAFKA_BOOTSTRAP_SERVERS=$(kafka_bootstrap)
-  KAFKA_TOPIC_PREFIX="$RUN."
-  KAFKA_GROUP_ID="$RUN"
+  KAFKA_TOPIC_PREFIX="$CHAOS_RUN."
+  KAFKA_GROUP_ID="$CHAOS_RUN"
   export REDIS_URL
   REDIS_URL=$(redis_url)
   export RUST_LOG=${RUST_LOG:-info}
-  : >"$OUT/$RUN.procs"
+  : >"$OUT/$CHAOS_RUN.procs"
 }
 
 run_end() {
   local name pid
   while read -r name pid; do
     kill -KILL "$pid" 2>/dev/null || true
-  done <"$OUT/$RUN.procs"
+  done <"$OUT/$CHAOS_RUN.procs"
   sleep 0.5
-  psql_admin "DROP DATABASE IF EXISTS $RUN WITH (FORCE)" >/dev/null 2>&1
-  psql_admin "DROP DATABASE IF EXISTS ${RUN}_ev WITH (FORCE)" >/dev/null 2>&1
+  psql_admin "DROP DATABASE IF EXISTS $CHAOS_RUN WITH (FORCE)" >/dev/null 2>&1
+  psql_admin "DROP DATABASE IF EXISTS ${CHAOS_RUN}_ev WITH (FORCE)" >/dev/null 2>&1
 }
 
-proc_pid() { awk -v n="$1" '$1 == n { p = $2 } END { print p }' "$OUT/$RUN.procs"; }
+proc_pid() { awk -v n="$1" '$1 == n { p = $2 } END { print p }' "$OUT/$CHAOS_RUN.procs"; }
 
 # start NAME BINARY [VAR=VALUE...]: starts a service of this run and waits for /health.
 start() {
@@ -96,14 +96,15 @@ start() {
   port=$(grep -o "HTTP_ADDR=127.0.0.1:[0-9]*" <<<"$*" | cut -d: -f2)
   [ -n "$port" ] || port=$(free_port 18080)
   (
+    # shellcheck disable=SC2163 # each argument is one VAR=VALUE
     export HTTP_ADDR=127.0.0.1:$port "$@"
-    nohup setsid "$BIN/$bin" >>"$OUT/$RUN.$name.log" 2>&1 </dev/null &
-    echo "$name $!" >>"$OUT/$RUN.procs"
+    nohup setsid "$BIN/$bin" >>"$OUT/$CHAOS_RUN.$name.log" 2>&1 </dev/null &
+    echo "$name $!" >>"$OUT/$CHAOS_RUN.procs"
     disown $!
   )
-  echo "$port" >"$OUT/$RUN.$name.port"
+  echo "$port" >"$OUT/$CHAOS_RUN.$name.port"
   wait_for 60 "$name" curl -fsS -m 1 "http://127.0.0.1:$port/health" || {
-    tail -5 "$OUT/$RUN.$name.log" >&2
+    tail -5 "$OUT/$CHAOS_RUN.$name.log" >&2
     return 1
   }
 }
@@ -111,11 +112,11 @@ start() {
 # restart NAME BINARY: the same service on the same port, after a kill.
 restart() {
   local name=$1 bin=$2 port
-  port=$(cat "$OUT/$RUN.$name.port")
+  port=$(cat "$OUT/$CHAOS_RUN.$name.port")
   start "$name" "$bin" "HTTP_ADDR=127.0.0.1:$port" "${@:3}"
 }
 
-url_of() { echo "http://127.0.0.1:$(cat "$OUT/$RUN.$1.port")"; }
+url_of() { echo "http://127.0.0.1:$(cat "$OUT/$CHAOS_RUN.$1.port")"; }
 
 start_backend() { start "$1" todo-backend "HTTP_ADDR=127.0.0.1:$(free_port 18080)" "${@:2}"; }
 start_event_service() { start "$1" todo-event-service "HTTP_ADDR=127.0.0.1:$(free_port 18180)" "${@:2}"; }
@@ -124,7 +125,7 @@ start_event_service() { start "$1" todo-event-service "HTTP_ADDR=127.0.0.1:$(fre
 # run's topics are prefixed) and in the run's consumer group; started again
 # on the same ports when called again after a kill.
 start_sidecar() {
-  local name=$1 app=${2:-} app_port=${3:-} ports=$OUT/$RUN.$1.ports dir=$OUT/$RUN.$1.resources p1 p2 p3 p4 pid
+  local name=$1 app=${2:-} app_port=${3:-} ports=$OUT/$CHAOS_RUN.$1.ports dir=$OUT/$CHAOS_RUN.$1.resources p1 p2 p3 p4 pid
   if [ ! -f "$ports" ]; then
     p1=$(free_port 19500)
     p2=$(free_port $((p1 + 1)))
@@ -134,12 +135,12 @@ start_sidecar() {
     dapr_render_resources_to "$dir" "$KAFKA_GROUP_ID" unscoped
   fi
   read -r app app_port p1 p2 p3 p4 <"$ports"
-  pid=$(daprd_launch "$app" "$app_port" "$p1" "$p2" "$p3" "$p4" "$dir" "$OUT/$RUN.$name.log")
-  echo "$name $pid" >>"$OUT/$RUN.procs"
+  pid=$(daprd_launch "$app" "$app_port" "$p1" "$p2" "$p3" "$p4" "$dir" "$OUT/$CHAOS_RUN.$name.log")
+  echo "$name $pid" >>"$OUT/$CHAOS_RUN.procs"
   wait_for 60 "$name" curl -fsS -o /dev/null -m 1 "http://127.0.0.1:$p1/v1.0/healthz/outbound"
 }
 
-sidecar_http_port() { cut -d' ' -f3 "$OUT/$RUN.$1.ports"; }
+sidecar_http_port() { cut -d' ' -f3 "$OUT/$CHAOS_RUN.$1.ports"; }
 
 signal() {
   local name=$1 sig=$2 pid
@@ -151,7 +152,7 @@ signal() {
 
 load_start() {
   BACKEND_URL=$(url_of "$1") nohup "$BIN/todo-bench" load --rate "$RATE" --duration-s "$LOAD_S" \
-    >"$OUT/$RUN.load" 2>"$OUT/$RUN.load.err" </dev/null &
+    >"$OUT/$CHAOS_RUN.load" 2>"$OUT/$CHAOS_RUN.load.err" </dev/null &
   LOAD_PID=$!
   LOAD_T0=$SECONDS
 }
@@ -177,13 +178,13 @@ verify() {
   out=$(verify_json 180)
   local rc=$? took=$((SECONDS - t0))
   local load expected missing dup mismatched clean
-  load=$(tail -1 "$OUT/$RUN.load" 2>/dev/null)
+  load=$(tail -1 "$OUT/$CHAOS_RUN.load" 2>/dev/null)
   expected=$(json_field "$out" expected)
   missing=$(json_field "$out" missing)
   dup=$(json_field "$out" duplicated_effects)
   mismatched=$(json_field "$out" mismatched)
   clean=$(json_field "$out" clean)
-  "$BIN/todoctl" verify >"$OUT/$RUN.verify" 2>&1
+  "$BIN/todoctl" verify >"$OUT/$CHAOS_RUN.verify" 2>&1
   local verdict=FAIL
   if [ "$clean" = True ] && [ "${expected:-0}" -gt 0 ]; then verdict=pass; fi
   printf '| %s | %s | %s | %s | %s | %s | %ss | %s | %s |\n' "$scenario" "${expected:-?}" "${missing:-?}" "${dup:-?}" \
@@ -193,8 +194,8 @@ verify() {
     echo "ok   - chaos $scenario: $expected events, none missing, none applied twice ($note)"
   else
     FAILED=$((FAILED + 1))
-    echo "FAIL - chaos $scenario (see $OUT/$RUN.*)"
-    sed 's/^/       /' "$OUT/$RUN.verify"
+    echo "FAIL - chaos $scenario (see $OUT/$CHAOS_RUN.*)"
+    sed 's/^/       /' "$OUT/$CHAOS_RUN.verify"
   fi
   : "$rc"
 }
@@ -203,10 +204,10 @@ verify() {
 # so) unless the status is EXPECTED.
 probe() {
   local name=$1 expected=$2 code
-  code=$(curl -s -o "$OUT/$RUN.probe" -w '%{http_code}' -m 10 -H 'content-type: application/json' \
+  code=$(curl -s -o "$OUT/$CHAOS_RUN.probe" -w '%{http_code}' -m 10 -H 'content-type: application/json' \
     -d '{"title":"probe"}' "$(url_of "$name")/tasks")
   if [ "$code" = "$expected" ]; then return 0; fi
-  echo "       POST /tasks to $name answered $code, expected $expected: $(cat "$OUT/$RUN.probe")"
+  echo "       POST /tasks to $name answered $code, expected $expected: $(cat "$OUT/$CHAOS_RUN.probe")"
   FAILED=$((FAILED + 1))
   return 1
 }
@@ -329,25 +330,25 @@ scenario_postgres-restart() {
   "$ROOT/dev" stop postgres >/dev/null 2>&1
   local t0 code took
   t0=$(date +%s%N)
-  code=$(curl -s -o "$OUT/$RUN.503" -w '%{http_code}' -m 10 -H 'content-type: application/json' \
+  code=$(curl -s -o "$OUT/$CHAOS_RUN.503" -w '%{http_code}' -m 10 -H 'content-type: application/json' \
     -d '{"title":"during the outage"}' "$(url_of backend)/tasks")
   took=$((($(date +%s%N) - t0) / 1000000))
   sleep "$OUTAGE_S"
   "$ROOT/dev" start postgres >/dev/null 2>&1
   load_wait
   local ok=1
-  [ "$code" = 503 ] && grep -q 'problem' "$OUT/$RUN.503" || ok=0
-  [ "$ok" = 1 ] || echo "       during the outage POST /tasks answered $code in ${took}ms: $(cat "$OUT/$RUN.503")"
+  [ "$code" = 503 ] && grep -q 'problem' "$OUT/$CHAOS_RUN.503" || ok=0
+  [ "$ok" = 1 ] || echo "       during the outage POST /tasks answered $code in ${took}ms: $(cat "$OUT/$CHAOS_RUN.503")"
   [ "$ok" = 1 ] || FAILED=$((FAILED + 1))
   verify postgres-restart "Postgres down ${OUTAGE_S} s; API answered $code problem+json in ${took} ms; no service restarted"
 }
 
 scenario_redis-down() {
-  local hook_port hooks=$OUT/$RUN.webhooks
+  local hook_port hooks=$OUT/$CHAOS_RUN.webhooks
   hook_port=$(free_port 18300)
   : >"$hooks"
   nohup setsid python3 "$ROOT/ops/chaos/webhook-receiver.py" "$hook_port" "$hooks" >/dev/null 2>&1 </dev/null &
-  echo "webhooks $!" >>"$OUT/$RUN.procs"
+  echo "webhooks $!" >>"$OUT/$CHAOS_RUN.procs"
   disown $!
   start_backend backend && start_event_service es "WEBHOOK_URLS=http://127.0.0.1:$hook_port/hook" || return 1
   load_start backend
@@ -359,7 +360,7 @@ scenario_redis-down() {
   verify redis-down "Redis down ${OUTAGE_S} s with webhooks on"
   # Every task.completed notified exactly once once Redis is back.
   local completed delivered distinct
-  completed=$(as_pg "$(pg_bin)/psql" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" -d "$RUN" -qtAc \
+  completed=$(as_pg "$(pg_bin)/psql" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" -d "$CHAOS_RUN" -qtAc \
     "select count(*) from outbox where event_type = 'task.completed'")
   wait_for 60 webhooks bash -c "[ \$(sort -u '$hooks' | wc -l) -ge $completed ]"
   delivered=$(wc -l <"$hooks")
@@ -379,11 +380,11 @@ scenario_redis-down() {
 # every other key's notifications keep their latency: the p99 from the write to
 # the webhook over the 30 s is compared with the p99 before it, in the same run.
 scenario_poisoned-key() {
-  local LOAD_S=55 hook_port hooks=$OUT/$RUN.webhooks
+  local LOAD_S=55 hook_port hooks=$OUT/$CHAOS_RUN.webhooks
   hook_port=$(free_port 18300)
   : >"$hooks"
   nohup setsid python3 "$ROOT/ops/chaos/webhook-receiver.py" "$hook_port" "$hooks" 15 30 >/dev/null 2>&1 </dev/null &
-  echo "webhooks $!" >>"$OUT/$RUN.procs"
+  echo "webhooks $!" >>"$OUT/$CHAOS_RUN.procs"
   disown $!
   start_backend backend &&
     start_event_service es "WEBHOOK_URLS=http://127.0.0.1:$hook_port/hook" \
@@ -484,7 +485,7 @@ scenario_broker-kill() {
   verify broker-kill "kafka-2 of 3 SIGKILLed for ${OUTAGE_S} s"
   run_end
   [ "$mode_before" = single ] && "$ROOT/dev" up --infra --brokers 1 >/dev/null 2>&1
-  RUN=""
+  CHAOS_RUN=""
 }
 
 # --------------------------------------------------------------------- main
@@ -506,7 +507,7 @@ for s in "${SCENARIOS[@]}"; do
   fi
   # A scenario that failed half-way may have left a piece stopped.
   "$ROOT/dev" up --infra >/dev/null 2>&1 || die "./dev up --infra failed after $s"
-  [ -n "$RUN" ] && run_end
+  [ -n "$CHAOS_RUN" ] && run_end
 done
 
 echo
