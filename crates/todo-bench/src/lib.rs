@@ -127,7 +127,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn verify(ctx: &scenario::Ctx) -> Option<VerifyReport> {
-    match todoctl::verify::reconcile(&ctx.backend_db, &ctx.events_db).await {
+    match todo_reconcile::reconcile(&ctx.backend_db, &ctx.events_db).await {
         Ok(r) => Some(VerifyReport {
             expected: r.expected as u64,
             delivered: r.delivered as u64,

@@ -1,15 +1,16 @@
 //! `todoctl verify`: reconciles what the backend wrote with what the event
-//! service applied. Every event id in the outbox (published or not) must be
-//! in the audit log exactly once; the projection must match the tasks table.
-//! Exits non-zero on any gap, so it can end a chaos run or a deployment check.
+//! service applied ([`reconcile`], from the todo-reconcile crate). Every event
+//! id in the outbox (published or not) must be in the audit log exactly once;
+//! the projection must match the tasks table. Exits non-zero on any gap, so it
+//! can end a chaos run or a deployment check.
 
-use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::PgPool;
-use uuid::Uuid;
+
+pub use todo_reconcile::{reconcile, Report};
 
 /// Options of `verify`.
 #[derive(clap::Args, Debug)]
@@ -27,167 +28,6 @@ pub struct VerifyArgs {
     /// Print the report as one JSON object (for scripts) instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-/// What `verify` found.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Report {
-    /// Event ids in the outbox.
-    pub expected: usize,
-    /// Of those, how many the audit log has.
-    pub delivered: usize,
-    /// Expected but not in the audit log.
-    pub missing: Vec<Uuid>,
-    /// Effects applied more than once: audit rows beyond one per event id,
-    /// plus analytics counts beyond the number of audited events.
-    pub duplicated_effects: i64,
-    /// Outbox rows not yet published by the relay.
-    pub unpublished: i64,
-    /// Tasks whose projection differs from the tasks table (id, why).
-    pub mismatched: Vec<(i64, String)>,
-}
-
-impl Report {
-    /// No gap at all.
-    pub fn is_clean(&self) -> bool {
-        self.missing.is_empty() && self.duplicated_effects == 0 && self.mismatched.is_empty()
-    }
-
-    /// The report for a script: the counts, and whether it is clean.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "expected": self.expected,
-            "delivered": self.delivered,
-            "missing": self.missing.len(),
-            "duplicated_effects": self.duplicated_effects,
-            "mismatched": self.mismatched.len(),
-            "unpublished": self.unpublished,
-            "clean": self.is_clean(),
-        })
-    }
-
-    /// The report for a person.
-    pub fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
-        writeln!(out, "expected           {}", self.expected)?;
-        writeln!(out, "delivered          {}", self.delivered)?;
-        writeln!(out, "missing            {}", self.missing.len())?;
-        writeln!(out, "duplicated effects {}", self.duplicated_effects)?;
-        writeln!(out, "mismatched         {}", self.mismatched.len())?;
-        writeln!(out, "unpublished        {}", self.unpublished)?;
-        for id in self.missing.iter().take(10) {
-            writeln!(out, "  missing event {id}")?;
-        }
-        for (task, why) in self.mismatched.iter().take(10) {
-            writeln!(out, "  task {task}: {why}")?;
-        }
-        writeln!(
-            out,
-            "{}",
-            if self.is_clean() {
-                "OK: nothing missing, nothing applied twice"
-            } else {
-                "GAPS FOUND"
-            }
-        )
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct TaskRow {
-    id: i64,
-    title: String,
-    status: String,
-    version: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct ProjectionRow {
-    task_id: i64,
-    title: Option<String>,
-    status: Option<String>,
-    deleted: bool,
-    task_version: Option<i64>,
-}
-
-/// One reconciliation pass.
-pub async fn reconcile(backend: &PgPool, events: &PgPool) -> anyhow::Result<Report> {
-    let expected: HashSet<Uuid> = sqlx::query_scalar("SELECT event_id FROM outbox")
-        .fetch_all(backend)
-        .await?
-        .into_iter()
-        .collect();
-    let unpublished: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(backend)
-            .await?;
-    let audited: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM audit_log")
-        .fetch_all(events)
-        .await?;
-    let audited_set: HashSet<Uuid> = audited.iter().copied().collect();
-    let counted: i64 =
-        sqlx::query_scalar("SELECT COALESCE(sum(count), 0)::bigint FROM event_counts_hourly")
-            .fetch_one(events)
-            .await?;
-    let duplicated_effects =
-        (audited.len() - audited_set.len()) as i64 + (counted - audited.len() as i64).max(0);
-    let mut missing: Vec<Uuid> = expected.difference(&audited_set).copied().collect();
-    missing.sort();
-
-    let tasks: Vec<TaskRow> = sqlx::query_as("SELECT id, title, status, version FROM tasks")
-        .fetch_all(backend)
-        .await?;
-    let projection: HashMap<i64, ProjectionRow> = sqlx::query_as::<_, ProjectionRow>(
-        "SELECT task_id, title, status, deleted, task_version FROM task_projection",
-    )
-    .fetch_all(events)
-    .await?
-    .into_iter()
-    .map(|p| (p.task_id, p))
-    .collect();
-    let mut mismatched = Vec::new();
-    let live: HashSet<i64> = tasks.iter().map(|t| t.id).collect();
-    for t in &tasks {
-        match projection.get(&t.id) {
-            None => mismatched.push((t.id, "no projection".to_owned())),
-            Some(p) if p.deleted => mismatched.push((t.id, "projected as deleted".to_owned())),
-            Some(p) => {
-                let mut why = Vec::new();
-                if p.title.as_deref() != Some(t.title.as_str()) {
-                    why.push(format!("title {:?} != {:?}", p.title, t.title));
-                }
-                if p.status.as_deref() != Some(t.status.as_str()) {
-                    why.push(format!("status {:?} != {:?}", p.status, t.status));
-                }
-                if p.task_version.is_some_and(|v| v != t.version) {
-                    why.push(format!("version {:?} != {}", p.task_version, t.version));
-                }
-                if !why.is_empty() {
-                    mismatched.push((t.id, why.join(", ")));
-                }
-            }
-        }
-    }
-    // A projected task that no longer exists must be a tombstone. Only tasks
-    // this outbox knows are checked (the event store may hold other sources).
-    let known: HashSet<i64> = sqlx::query_scalar("SELECT DISTINCT task_id FROM outbox")
-        .fetch_all(backend)
-        .await?
-        .into_iter()
-        .collect();
-    for (id, p) in &projection {
-        if !p.deleted && !live.contains(id) && known.contains(id) {
-            mismatched.push((*id, "deleted task not tombstoned".to_owned()));
-        }
-    }
-    mismatched.sort();
-    Ok(Report {
-        expected: expected.len(),
-        delivered: expected.len() - missing.len(),
-        missing,
-        duplicated_effects,
-        unpublished,
-        mismatched,
-    })
 }
 
 /// Runs `verify`; returns whether everything matched.
