@@ -66,9 +66,9 @@ fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
         r.mix,
         r.correlation_id,
         r.drain_wait_s,
-        opt(r.cpu_busy_pct_mean.map(|c| format!("{c:.0}"))),
-        opt(r.cpu_busy_before_pct.map(|c| format!("{c:.0}"))),
-        opt(r.bench_cpu_s.map(|c| format!("{c:.1}")))
+        opt(r.cpu.cpu_busy_pct_mean.map(|c| format!("{c:.0}"))),
+        opt(r.cpu.cpu_busy_before_pct.map(|c| format!("{c:.0}"))),
+        opt(r.cpu.bench_cpu_s.map(|c| format!("{c:.1}")))
     );
     api_md(out, &r.api);
     pipeline_md(out, &r.pipeline);

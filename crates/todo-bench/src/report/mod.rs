@@ -8,6 +8,6 @@ mod model;
 pub use evaluate::{evaluate, target_lines};
 pub use markdown::markdown;
 pub use model::{
-    BacklogRun, LagReport, LoadRun, Machine, OverheadRun, ProcessingReport, RampRun, RampStep,
-    Report, TargetResult, VerifyReport, SCHEMA_VERSION,
+    BacklogRun, CpuFigures, LagReport, LoadRun, Machine, OverheadRun, ProcessingReport, RampRun,
+    RampStep, Report, TargetResult, VerifyReport, SCHEMA_VERSION,
 };

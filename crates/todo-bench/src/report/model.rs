@@ -58,6 +58,20 @@ pub struct LagReport {
     pub unprocessed_max: u64,
 }
 
+/// The machine's CPU around one run: every run reports these, because the
+/// machine is shared and its other work moves the figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuFigures {
+    /// Mean share of the machine's CPU busy during the run (every process,
+    /// ours and others').
+    pub cpu_busy_pct_mean: Option<f64>,
+    /// Share of the machine's CPU busy in the 2 s before the load (other
+    /// work on the machine: builds, tests).
+    pub cpu_busy_before_pct: Option<f64>,
+    /// CPU seconds todo-bench itself used during the run (it shares the machine).
+    pub bench_cpu_s: Option<f64>,
+}
+
 /// One load run (steady, max, or the fill of backlog).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadRun {
@@ -85,14 +99,9 @@ pub struct LoadRun {
     pub lag: LagReport,
     /// Seconds waited after the send window for the last events.
     pub drain_wait_s: f64,
-    /// Mean share of the machine's CPU busy during the run (every process,
-    /// ours and others').
-    pub cpu_busy_pct_mean: Option<f64>,
-    /// Share of the machine's CPU busy in the 2 s before the load (other
-    /// work on the machine: builds, tests).
-    pub cpu_busy_before_pct: Option<f64>,
-    /// CPU seconds todo-bench itself used during the run (it shares the machine).
-    pub bench_cpu_s: Option<f64>,
+    /// The machine's CPU around the run (the JSON keeps the three fields flat).
+    #[serde(flatten)]
+    pub cpu: CpuFigures,
     /// Samples, once a second.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -118,13 +127,9 @@ pub struct OverheadRun {
     pub overhead_p99_ms: f64,
     /// Events of the events-on side.
     pub pipeline: PipelineReport,
-    /// Mean share of the machine's CPU busy (all processes).
-    pub cpu_busy_pct_mean: Option<f64>,
-    /// Share of the machine's CPU busy in the 2 s before the load (other
-    /// work on the machine: builds, tests).
-    pub cpu_busy_before_pct: Option<f64>,
-    /// CPU seconds todo-bench itself used during the run (it shares the machine).
-    pub bench_cpu_s: Option<f64>,
+    /// The machine's CPU around the run (the JSON keeps the three fields flat).
+    #[serde(flatten)]
+    pub cpu: CpuFigures,
     /// Samples.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -169,13 +174,9 @@ pub struct RampRun {
     pub api: ApiReport,
     /// Pipeline figures over the whole ramp.
     pub pipeline: PipelineReport,
-    /// Mean share of the machine's CPU busy (all processes).
-    pub cpu_busy_pct_mean: Option<f64>,
-    /// Share of the machine's CPU busy in the 2 s before the load (other
-    /// work on the machine: builds, tests).
-    pub cpu_busy_before_pct: Option<f64>,
-    /// CPU seconds todo-bench itself used during the run (it shares the machine).
-    pub bench_cpu_s: Option<f64>,
+    /// The machine's CPU around the run (the JSON keeps the three fields flat).
+    #[serde(flatten)]
+    pub cpu: CpuFigures,
     /// Samples.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -205,13 +206,9 @@ pub struct BacklogRun {
     pub api: ApiReport,
     /// Pipeline figures.
     pub pipeline: PipelineReport,
-    /// Mean share of the machine's CPU busy (all processes).
-    pub cpu_busy_pct_mean: Option<f64>,
-    /// Share of the machine's CPU busy in the 2 s before the load (other
-    /// work on the machine: builds, tests).
-    pub cpu_busy_before_pct: Option<f64>,
-    /// CPU seconds todo-bench itself used during the run (it shares the machine).
-    pub bench_cpu_s: Option<f64>,
+    /// The machine's CPU around the run (the JSON keeps the three fields flat).
+    #[serde(flatten)]
+    pub cpu: CpuFigures,
     /// Samples.
     pub timeline: Vec<TimelinePoint>,
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::harness::{cpu_mean, measure, Hooks, Load};
+use super::harness::{measure, Hooks, Load};
 use super::plots::plot_run;
 use super::Ctx;
 use crate::cli::BacklogArgs;
@@ -151,9 +151,7 @@ async fn backlog_inner(ctx: &Ctx, args: &BacklogArgs, rows: u64, dev: &Path) -> 
         },
         api,
         pipeline,
-        cpu_busy_pct_mean: cpu_mean(&m.timeline),
-        cpu_busy_before_pct: m.cpu_busy_before_pct,
-        bench_cpu_s: m.bench_cpu_s,
+        cpu: m.cpu(),
         timeline: m.timeline,
     };
     plot_run(

@@ -13,7 +13,7 @@ use crate::client::{Api, Target};
 use crate::error::{Error, Result};
 use crate::load::{self, Driver, Recorder, DEFAULT_MAX_IN_FLIGHT};
 use crate::pipeline::{self, EventTimes, PipelineReport};
-use crate::report::{LagReport, LoadRun, ProcessingReport};
+use crate::report::{CpuFigures, LagReport, LoadRun, ProcessingReport};
 use crate::sampler::{self, Sampler, TimelinePoint};
 use crate::schedule::Schedule;
 use crate::stats;
@@ -60,6 +60,18 @@ pub struct Measured {
     /// Our own CPU seconds during the run.
     pub bench_cpu_s: Option<f64>,
 }
+
+impl Measured {
+    /// The machine's CPU around the run, as every run reports it.
+    pub fn cpu(&self) -> CpuFigures {
+        CpuFigures {
+            cpu_busy_pct_mean: cpu_mean(&self.timeline),
+            cpu_busy_before_pct: self.cpu_busy_before_pct,
+            bench_cpu_s: self.bench_cpu_s,
+        }
+    }
+}
+
 /// Hooks a scenario can put around the load.
 #[derive(Default)]
 pub struct Hooks<'a> {
@@ -266,9 +278,7 @@ pub(super) fn load_run(
         processing: m.processing.clone(),
         publish: m.publish.clone(),
         drain_wait_s: stats::round3(m.drain_wait.as_secs_f64()),
-        cpu_busy_pct_mean: cpu_mean(&m.timeline),
-        cpu_busy_before_pct: m.cpu_busy_before_pct,
-        bench_cpu_s: m.bench_cpu_s,
+        cpu: m.cpu(),
         timeline: m.timeline.clone(),
     }
 }

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::harness::{cpu_mean, measure, Hooks, Load};
+use super::harness::{measure, Hooks, Load};
 use super::plots::plot_run;
 use super::Ctx;
 use crate::cli::OverheadArgs;
@@ -109,9 +109,7 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
         events_on: on,
         events_off: offr,
         pipeline,
-        cpu_busy_pct_mean: cpu_mean(&m.timeline),
-        cpu_busy_before_pct: m.cpu_busy_before_pct,
-        bench_cpu_s: m.bench_cpu_s,
+        cpu: m.cpu(),
         timeline: m.timeline,
     };
     plot_run(

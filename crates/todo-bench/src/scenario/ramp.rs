@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::harness::{backend_target, cpu_mean, measure, Hooks, Load};
+use super::harness::{backend_target, measure, Hooks, Load};
 use super::plots::plot_run;
 use super::Ctx;
 use crate::cli::RampArgs;
@@ -134,9 +134,7 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
         highest_bounded_rate: best.map(|s| s.rate),
         highest_sustained_events_per_s: best.map(|s| s.processed_per_s).unwrap_or(0.0),
         api: m.recorders[0].report(m.window),
-        cpu_busy_pct_mean: cpu_mean(&m.timeline),
-        cpu_busy_before_pct: m.cpu_busy_before_pct,
-        bench_cpu_s: m.bench_cpu_s,
+        cpu: m.cpu(),
         timeline: m.timeline.clone(),
         pipeline,
         steps,
