@@ -186,6 +186,9 @@ impl Application {
             .layer(axum::middleware::from_fn(
                 crate::telemetry::correlation_layer,
             ))
+            .layer(axum::middleware::from_fn(
+                todo_runtime::trace::request_layer,
+            ))
             .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
             .with_state(state);
         // Outermost: an unknown path's 404 and a timeout's 503 are problem

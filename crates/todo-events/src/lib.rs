@@ -85,7 +85,8 @@ pub mod headers {
     pub const EVENT_ID: &str = "event_id";
     /// The correlation id (UUID) of the request that caused the event.
     pub const CORRELATION_ID: &str = "correlation_id";
-    /// W3C trace context, set when tracing is on.
+    /// W3C trace context (`00-<trace id>-<span id>-<flags>`) of the span that
+    /// published the record: the event service continues that trace.
     pub const TRACEPARENT: &str = "traceparent";
 
     /// CloudEvents Kafka binary mode (CloudEvents 1.0 Kafka protocol binding):

@@ -8,6 +8,7 @@ pub mod db;
 pub mod dependency;
 pub mod http;
 pub mod retry;
+pub mod trace;
 
 use std::sync::OnceLock;
 

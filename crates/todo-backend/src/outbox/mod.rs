@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use todo_events::{ContentType, Event, EventVersion, Payload};
 use todo_kafka::TopicNames;
+use todo_runtime::trace::TraceContext;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -58,21 +59,31 @@ impl EventWriter {
     /// Encodes the event for `payload` as the outbox row the change's own
     /// statement writes (see `store::batched_writes`), so the change and its event
     /// commit together in one round trip. `None` when events are off.
+    /// `trace` (the request's span) goes with the event as its `traceparent`
+    /// header: the relay's publish span and the event service's processing
+    /// continue that trace.
     pub fn prepare(
         &self,
         payload: Payload,
         correlation_id: Uuid,
+        trace: Option<TraceContext>,
     ) -> Result<Option<OutboxRow>, todo_events::EncodeError> {
         if !self.enabled {
             return Ok(None);
         }
         let event = Event::new(payload, self.version, correlation_id);
         let payload = event.encode(self.content_type)?;
-        let headers = event
+        let mut headers: Vec<[String; 2]> = event
             .headers(self.content_type)
             .into_iter()
             .map(|(k, v)| [k.to_owned(), v])
             .collect();
+        if let Some(trace) = &trace {
+            headers.push([
+                todo_events::headers::TRACEPARENT.to_owned(),
+                trace.traceparent(),
+            ]);
+        }
         tracing::debug!(event_id = %event.event_id, event_type = %event.event_type(), task_id = event.payload.task_id(), "event prepared");
         Ok(Some(OutboxRow {
             event_id: event.event_id,
@@ -82,6 +93,7 @@ impl EventWriter {
             payload,
             headers: sqlx::types::Json(headers),
             correlation_id,
+            trace,
         }))
     }
 }
@@ -104,4 +116,7 @@ pub struct OutboxRow {
     pub headers: sqlx::types::Json<Vec<[String; 2]>>,
     /// The request's correlation id.
     pub correlation_id: Uuid,
+    /// The request's span (also in `headers` as `traceparent`); the write
+    /// batch's span links to it.
+    pub trace: Option<TraceContext>,
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
 use todo_runtime::retry::Backoff;
+use todo_runtime::trace::{Attribute, Span, SpanKind, TraceContext};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -309,18 +310,22 @@ impl Relay {
         let mut outgoing = Vec::with_capacity(rows.len());
         for row in rows {
             pipeline.ids.insert(row.id);
+            let mut headers: Vec<(String, String)> =
+                row.headers.0.into_iter().map(|[k, v]| (k, v)).collect();
+            let span = publish_span(&row.event_id, &row.topic, &mut headers);
             sent.push(Sent {
                 id: row.id,
                 event_id: row.event_id,
                 event_type: row.event_type,
                 topic: row.topic.clone(),
+                span,
             });
             outgoing.push(Outgoing {
                 id: row.id,
                 topic: row.topic,
                 key: row.key,
                 payload: row.payload,
-                headers: row.headers.0.into_iter().map(|[k, v]| (k, v)).collect(),
+                headers,
             });
         }
         let acks = self.publisher.send(outgoing).await;
@@ -339,7 +344,7 @@ impl Relay {
         acks: Vec<Result<(), PublishError>>,
         pipeline: &mut Pipeline,
     ) -> Result<BatchOutcome, sqlx::Error> {
-        let batch = pipeline
+        let mut batch = pipeline
             .batches
             .pop_front()
             .expect("acks come from the oldest batch");
@@ -347,7 +352,7 @@ impl Relay {
         let mut published = Vec::with_capacity(batch.sent.len());
         let mut published_by_type = std::collections::BTreeMap::<&str, usize>::new();
         let mut failed = Vec::new();
-        for (row, result) in batch.sent.iter().zip(acks) {
+        for (row, result) in batch.sent.iter_mut().zip(acks) {
             match result {
                 Ok(()) => {
                     *published_by_type.entry(&row.event_type).or_default() += 1;
@@ -355,6 +360,7 @@ impl Relay {
                 }
                 Err(e) => {
                     m::publish_failed(&row.event_type);
+                    row.span.fail(|| e.to_string());
                     tracing::warn!(event_id = %row.event_id, topic = %row.topic, error = %e, retriable = e.retriable, "event publish failed; will retry");
                     failed.push(row.id);
                 }
@@ -390,6 +396,30 @@ impl Relay {
             failed: failed.len(),
         })
     }
+}
+
+/// The span of one row's publish, in the trace of the request that wrote it
+/// (its `traceparent` header; a row without one starts a trace). The record
+/// goes out with this span as its `traceparent`, so the event service's
+/// processing is the publish's child. Ends when the row's batch is finished.
+fn publish_span(event_id: &uuid::Uuid, topic: &str, headers: &mut Vec<(String, String)>) -> Span {
+    let name = todo_events::headers::TRACEPARENT;
+    let at = headers.iter().position(|(k, _)| k == name);
+    let parent = at.and_then(|i| TraceContext::parse(&headers[i].1));
+    let mut span = Span::start("publish", SpanKind::Producer, parent.as_ref());
+    span.record(|| {
+        vec![
+            Attribute::new("messaging.operation.type", "send"),
+            Attribute::new("messaging.destination.name", topic.to_owned()),
+            Attribute::new("messaging.message.id", event_id.to_string()),
+        ]
+    });
+    let value = span.context().traceparent();
+    match at {
+        Some(i) => headers[i].1 = value,
+        None => headers.push((name.to_owned(), value)),
+    }
+    span
 }
 
 /// The batches in flight, oldest first, and the ids of their rows.
@@ -447,6 +477,8 @@ struct Sent {
     event_id: uuid::Uuid,
     event_type: String,
     topic: String,
+    /// The publish's span, ended with the batch.
+    span: Span,
 }
 
 /// The wait after `failures` failed batches in a row: doubling from the

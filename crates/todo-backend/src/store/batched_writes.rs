@@ -14,6 +14,8 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
+use todo_runtime::trace::TraceContext;
+
 use super::batcher::BatchWrite;
 use crate::domain::Task;
 use crate::outbox::OutboxRow;
@@ -31,6 +33,12 @@ impl BatchWrite for Creates {
     type Item = (Task, Option<OutboxRow>);
     type Output = ();
     const OP: &'static str = "create";
+    const SPAN: &'static str = "write batch create";
+
+    fn trace(item: &Self::Item) -> Option<&TraceContext> {
+        let (_, e) = item;
+        e.as_ref()?.trace.as_ref()
+    }
 
     async fn write_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<()>> {
         let tasks = items.iter().map(|(t, _)| t);
@@ -67,6 +75,12 @@ impl BatchWrite for Changes {
     type Item = (Task, Option<OutboxRow>);
     type Output = bool;
     const OP: &'static str = "change";
+    const SPAN: &'static str = "write batch change";
+
+    fn trace(item: &Self::Item) -> Option<&TraceContext> {
+        let (_, e) = item;
+        e.as_ref()?.trace.as_ref()
+    }
 
     async fn write_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<bool>> {
         let tasks = items.iter().map(|(t, _)| t);
@@ -105,6 +119,12 @@ impl BatchWrite for Deletes {
     type Item = (i64, i64, Option<OutboxRow>);
     type Output = bool;
     const OP: &'static str = "delete";
+    const SPAN: &'static str = "write batch delete";
+
+    fn trace(item: &Self::Item) -> Option<&TraceContext> {
+        let (_, _, e) = item;
+        e.as_ref()?.trace.as_ref()
+    }
 
     async fn write_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<bool>> {
         let applied: Vec<i32> = bind_events(

@@ -14,6 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sqlx::PgPool;
+use todo_runtime::trace::{Span, SpanKind, TraceContext};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::unavailable;
@@ -27,6 +28,11 @@ pub trait BatchWrite: Send + Sync + 'static {
     type Output: Send + 'static;
     /// The `op` label of `task_write_batch_size`.
     const OP: &'static str;
+    /// The name of a batch's span.
+    const SPAN: &'static str;
+    /// The trace of the request that asked for `item`, if any: the batch's
+    /// span links to it.
+    fn trace(item: &Self::Item) -> Option<&TraceContext>;
     /// Writes `items` in one statement; one output per item, in order.
     fn write_many(
         pool: &PgPool,
@@ -132,6 +138,20 @@ async fn write_loop<W: BatchWrite>(
         }
         let (items, answers): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         crate::metrics::write_batch(W::OP, items.len());
+        // Its own trace: one statement serves many requests' traces, each
+        // linked (a span has one parent).
+        let mut span = Span::start_linked(
+            W::SPAN,
+            SpanKind::Internal,
+            None,
+            items.iter().filter_map(W::trace),
+        );
+        span.record(|| {
+            vec![todo_runtime::trace::Attribute::new(
+                "batch.size",
+                items.len() as i64,
+            )]
+        });
         let mut database_unavailable = false;
         for (result, done) in write_batch::<W>(&pool, &items)
             .await
@@ -139,6 +159,9 @@ async fn write_loop<W: BatchWrite>(
             .zip(answers)
         {
             database_unavailable |= result.as_ref().is_err_and(is_unavailable);
+            if let Err(e) = &result {
+                span.fail(|| e.to_string());
+            }
             let _ = done.send(result);
         }
         if database_unavailable {

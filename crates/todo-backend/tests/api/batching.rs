@@ -96,7 +96,7 @@ async fn a_batch_with_a_bad_row_writes_the_others_and_fails_only_that_one() {
         .map(|id| {
             let task = Task::new(id, &title, None, None, now());
             let event = writer
-                .prepare(payloads::created(&task), Uuid::new_v4())
+                .prepare(payloads::created(&task), Uuid::new_v4(), None)
                 .unwrap();
             (task, event)
         })
@@ -131,7 +131,7 @@ async fn two_changes_to_one_task_in_one_batch_apply_the_first_and_report_the_sec
     let change = |task: &Task, title: &str| {
         let after = task.changed(title, None, todo_events::TaskStatus::Incomplete, now());
         let event = writer
-            .prepare(payloads::updated(task, &after), Uuid::new_v4())
+            .prepare(payloads::updated(task, &after), Uuid::new_v4(), None)
             .unwrap();
         (after, event)
     };
@@ -174,6 +174,7 @@ async fn a_delete_batch_deletes_the_tasks_still_at_their_version_only() {
             .prepare(
                 payloads::deleted(&Task { version, ..task }, now()),
                 Uuid::new_v4(),
+                None,
             )
             .unwrap();
         (id, version, event)
