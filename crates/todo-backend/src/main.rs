@@ -7,10 +7,6 @@ use todo_backend::{telemetry, Application, Config};
 async fn main() -> ExitCode {
     let config = Config::parse();
     telemetry::init(&config.log_format);
-    let _traces = match todo_runtime::trace::init_export("todo-backend") {
-        Ok(guard) => guard,
-        Err(e) => return todo_runtime::run_once("todo-backend", async { Err(e) }).await,
-    };
     if config.migrate_only {
         return todo_runtime::run_once("todo-backend", todo_backend::startup::migrate(&config))
             .await;

@@ -48,7 +48,9 @@ pub fn init_tracing(format: &str) {
     };
 }
 
-/// The body of a service's `main`: builds the service, runs it until SIGTERM,
+/// The body of a service's `main`: turns span export on when configured
+/// (see [`trace::init_export`]; `name` is the default service name), builds
+/// the service, runs it until SIGTERM,
 /// Ctrl-C or a condition retrying cannot fix, and turns a failure into one
 /// readable line on stderr ("NAME: what was tried: what failed") and a
 /// non-zero exit, with no backtrace.
@@ -61,6 +63,8 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let result = async {
+        // Kept to the end: dropping it flushes the spans still queued.
+        let _traces = trace::init_export(name)?;
         let app = build.await?;
         let cancel = tokio_util::sync::CancellationToken::new();
         tokio::spawn(cancel_on_signal(cancel.clone()));

@@ -17,6 +17,47 @@ pub struct ServiceProcess {
     pub url: String,
 }
 
+/// The binary of workspace package `package` (named like it), built with
+/// the test's own profile and target directory when it is missing or older
+/// than the running test, so that a test of one service can run another as
+/// a process. NB: under `cargo test` (not nextest) cargo may still hold the
+/// build directory's lock: build the binary first there.
+pub fn workspace_binary(package: &str) -> std::path::PathBuf {
+    let test = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test>
+    let profile_dir = test
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("a test binary lives in target/<profile>/deps");
+    let binary = profile_dir.join(package);
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&binary).is_some() && modified(&binary) >= modified(&test) {
+        return binary;
+    }
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let target_dir = profile_dir.parent().expect("target/<profile>");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            package,
+            "--bin",
+            package,
+            "--profile",
+            profile,
+        ])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .status()
+        .unwrap_or_else(|e| panic!("running cargo to build {package}: {e}"));
+    assert!(status.success(), "building {package} failed");
+    binary
+}
+
 /// A port on 127.0.0.1 where nothing listens (bound, then released).
 pub fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -29,7 +70,12 @@ impl ServiceProcess {
     /// Starts `binary` with `HTTP_ADDR` on a free port and `env` on top of
     /// the test's own environment.
     pub fn start(binary: &str, env: &[(&str, String)]) -> Self {
-        let port = closed_port();
+        Self::start_on(binary, closed_port(), env)
+    }
+
+    /// Like [`ServiceProcess::start`] on `port` (when a sidecar started
+    /// first must know it).
+    pub fn start_on(binary: &str, port: u16, env: &[(&str, String)]) -> Self {
         let mut cmd = Command::new(binary);
         cmd.env("HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "info")

@@ -15,6 +15,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use todo_events::{decode_record, headers, Event, EventType};
 use todo_kafka::TopicNames;
+use todo_runtime::trace::{Attribute, Span, SpanKind, TraceContext};
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::dlq::{DeadLetters, Failure as DeadLetter};
@@ -24,6 +25,70 @@ use crate::consumer::retry::{sleep_or_cancel, Backoff};
 use crate::store::parking::{key_of, ToPark};
 use crate::store::{self, Applied, Failure, Incoming};
 use crate::Cancelled;
+
+/// An event decoded from `record`, with where it was read and its trace.
+fn incoming_of(event: Event, record: &Record) -> Incoming {
+    Incoming {
+        event,
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
+        trace: record
+            .header(headers::TRACEPARENT)
+            .and_then(TraceContext::parse),
+    }
+}
+
+/// The spans of processing a batch, ended when dropped: the batch's own
+/// (a new trace linked to each event's) and one per event in the event's
+/// trace, a child of the span that published it. Their effect is one
+/// statement, so they share its timing. None while export is off.
+struct ProcessSpans {
+    _batch: Option<Span>,
+    events: Vec<Span>,
+}
+
+fn process_spans(batch: &[Incoming]) -> ProcessSpans {
+    if !todo_runtime::trace::exporting() {
+        return ProcessSpans {
+            _batch: None,
+            events: Vec::new(),
+        };
+    }
+    let mut span = Span::start_linked(
+        "process batch",
+        SpanKind::Consumer,
+        None,
+        batch.iter().filter_map(|i| i.trace.as_ref()),
+    );
+    span.record(|| {
+        vec![Attribute::new(
+            "messaging.batch.message_count",
+            batch.len() as i64,
+        )]
+    });
+    let events = batch
+        .iter()
+        .map(|i| {
+            let mut s = Span::start("process", SpanKind::Consumer, i.trace.as_ref());
+            s.record(|| {
+                vec![
+                    Attribute::new("messaging.operation.type", "process"),
+                    Attribute::new("messaging.destination.name", i.topic.clone()),
+                    Attribute::new("messaging.message.id", i.event.event_id.to_string()),
+                    Attribute::new("messaging.kafka.offset", i.offset),
+                    Attribute::new("todo.event_type", i.event.event_type().as_str()),
+                    Attribute::new("todo.task_id", i.event.task_id()),
+                ]
+            });
+            s
+        })
+        .collect();
+    ProcessSpans {
+        _batch: Some(span),
+        events,
+    }
+}
 
 /// Error class of an event a handler kept failing on.
 pub const HANDLER_FAILED: &str = "handler_failed";
@@ -124,22 +189,24 @@ impl Processor {
         for r in batch {
             match self.decode(r) {
                 Ok(event) => {
-                    incoming.push(Incoming {
-                        event,
-                        topic: r.topic.clone(),
-                        partition: r.partition,
-                        offset: r.offset,
-                    });
+                    incoming.push(incoming_of(event, r));
                     records.push(r);
                 }
                 Err(failure) => dead.push((r, failure)),
             }
         }
 
+        let mut spans = process_spans(&incoming);
+
         // NB: held until what is parked is committed (see `consumer::parking`).
         let mut keys = lot.lock().await;
         let (applied, parked) = self.apply(&incoming, &records, &mut keys, cancel).await?;
         drop(keys);
+        for &i in &parked {
+            if let Some(span) = spans.events.get_mut(i) {
+                span.record(|| vec![Attribute::new("todo.parked", true)]);
+            }
+        }
         if !parked.is_empty() {
             lot.wake();
         }
@@ -289,12 +356,8 @@ impl Processor {
             Ok(e) => e,
             Err(f) => return Ok(Err(f)),
         };
-        let one = Incoming {
-            event,
-            topic: record.topic.clone(),
-            partition: record.partition,
-            offset: record.offset,
-        };
+        let one = incoming_of(event, record);
+        let _span = process_spans(std::slice::from_ref(&one));
         let applied = match self
             .apply_with_retry(std::slice::from_ref(&one), &[], cancel)
             .await?

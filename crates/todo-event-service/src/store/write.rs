@@ -36,6 +36,8 @@ pub struct Incoming {
     pub partition: i32,
     /// Offset.
     pub offset: i64,
+    /// The record's `traceparent`, when it has a valid one.
+    pub trace: Option<todo_runtime::trace::TraceContext>,
 }
 
 /// What a batch did.
@@ -51,9 +53,9 @@ const APPLY: &str = r#"
 WITH input AS (
     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[],
                          $7::int4[], $8::int8[], $9::uuid[], $10::timestamptz[], $11::timestamptz[],
-                         $12::jsonb[], $13::timestamptz[])
+                         $12::jsonb[], $13::timestamptz[], $29::text[])
         AS i(event_id, event_type, event_version, task_id, task_version, topic, kafka_partition,
-             kafka_offset, correlation_id, event_timestamp, occurred_at, event, hour)
+             kafka_offset, correlation_id, event_timestamp, occurred_at, event, hour, trace_id)
 ),
 fresh AS (
     INSERT INTO processed_events (event_id)
@@ -63,9 +65,11 @@ fresh AS (
 ),
 audit AS (
     INSERT INTO audit_log (event_id, event_type, event_version, task_id, task_version, topic,
-                           kafka_partition, kafka_offset, correlation_id, event_timestamp, occurred_at, event)
+                           kafka_partition, kafka_offset, correlation_id, event_timestamp, occurred_at, event,
+                           trace_id)
     SELECT i.event_id, i.event_type, i.event_version, i.task_id, i.task_version, i.topic,
-           i.kafka_partition, i.kafka_offset, i.correlation_id, i.event_timestamp, i.occurred_at, i.event
+           i.kafka_partition, i.kafka_offset, i.correlation_id, i.event_timestamp, i.occurred_at, i.event,
+           i.trace_id
     FROM input i JOIN fresh USING (event_id)
 ),
 counts AS (
@@ -179,6 +183,7 @@ pub async fn apply_batch<'e>(
     let mut occurred_at = Vec::with_capacity(n);
     let mut body = Vec::with_capacity(n);
     let mut hour = Vec::with_capacity(n);
+    let mut trace_id: Vec<Option<String>> = Vec::with_capacity(n);
     for i in &unique {
         let e = &i.event;
         let at = e.payload.occurred_at();
@@ -195,6 +200,7 @@ pub async fn apply_batch<'e>(
         occurred_at.push(at);
         body.push(serde_json::to_value(e).expect("an event serializes to JSON"));
         hour.push(at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at));
+        trace_id.push(i.trace.as_ref().map(|t| t.trace_id()));
     }
 
     let deltas = projection::fold(unique.iter().map(|i| &i.event));
@@ -229,6 +235,7 @@ pub async fn apply_batch<'e>(
         .bind(&p.deleted_at)
         .bind(&p.task_version)
         .bind(&p.last_event_at)
+        .bind(&trace_id)
         .fetch_one(db)
         .await?;
     let fresh = fresh as usize;

@@ -188,19 +188,29 @@ impl Harness {
         }
     }
 
+    /// The settings of the service's process on this harness.
+    pub fn process_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("EVENT_DATABASE_URL", self.database_url.clone()),
+            (
+                "KAFKA_BOOTSTRAP_SERVERS",
+                self.stack.kafka_bootstrap.clone(),
+            ),
+            ("KAFKA_TOPIC_PREFIX", self.prefix.clone()),
+            ("KAFKA_GROUP_ID", self.group.clone()),
+            ("CONSUMER_BATCH_SIZE", "50".into()),
+            ("KAFKA_AUTO_COMMIT_INTERVAL_MS", "200".into()),
+            ("WEBHOOK_URLS", String::new()),
+        ]
+    }
+
     /// The service's binary started on this harness, with `env` on top of
     /// the harness's settings; its output is discarded.
     pub fn start_process(&self, env: &[(&str, &str)]) -> std::process::Child {
         use std::process::{Command, Stdio};
         Command::new(env!("CARGO_BIN_EXE_todo-event-service"))
             .env("HTTP_ADDR", "127.0.0.1:0")
-            .env("EVENT_DATABASE_URL", &self.database_url)
-            .env("KAFKA_BOOTSTRAP_SERVERS", &self.stack.kafka_bootstrap)
-            .env("KAFKA_TOPIC_PREFIX", &self.prefix)
-            .env("KAFKA_GROUP_ID", &self.group)
-            .env("CONSUMER_BATCH_SIZE", "50")
-            .env("KAFKA_AUTO_COMMIT_INTERVAL_MS", "200")
-            .env("WEBHOOK_URLS", "")
+            .envs(self.process_env())
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::null())

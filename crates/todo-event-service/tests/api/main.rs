@@ -14,4 +14,5 @@ mod lag;
 mod ordering;
 mod parking;
 mod rebalance;
+mod traces;
 mod webhooks;
