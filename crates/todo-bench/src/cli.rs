@@ -169,6 +169,10 @@ pub struct OverheadArgs {
     /// Send window in seconds (default 60; 15 with --quick).
     #[arg(long)]
     pub duration_s: Option<f64>,
+    /// Compare span export on and off (OTLP to a sink this run starts)
+    /// instead of events on and off.
+    #[arg(long)]
+    pub traces: bool,
 }
 
 /// `max`.

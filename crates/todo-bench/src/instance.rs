@@ -36,6 +36,8 @@ pub struct BackendSpec<'a> {
     pub relay_enabled: bool,
     /// Log file.
     pub log: PathBuf,
+    /// Further settings.
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// Starts a backend on a free port and waits until `/health` answers.
@@ -54,6 +56,7 @@ pub async fn spawn_backend(spec: BackendSpec<'_>, http: &reqwest::Client) -> Res
         .env("KAFKA_BOOTSTRAP_SERVERS", spec.kafka_bootstrap_servers)
         .env("EVENTS_ENABLED", spec.events_enabled.to_string())
         .env("RELAY_ENABLED", spec.relay_enabled.to_string())
+        .envs(spec.env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -101,6 +104,49 @@ impl Instance {
             }
         }
         let _ = self.child.kill().await;
+    }
+}
+
+/// An OTLP/HTTP endpoint that accepts every export and discards it (an
+/// empty 200 answer is an empty `ExportTraceServiceResponse`, success in
+/// both encodings), counting the requests; it stops with the run.
+pub struct OtlpSink {
+    /// Its base URL (an `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub url: String,
+    /// Export requests received.
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl OtlpSink {
+    /// Starts the sink on a free port.
+    pub async fn start() -> Result<Self> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let requests = std::sync::Arc::new(AtomicU64::new(0));
+        let counted = requests.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |_body: axum::body::Bytes| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                async {}
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            url,
+            requests,
+            server,
+        })
+    }
+}
+
+impl Drop for OtlpSink {
+    fn drop(&mut self) {
+        self.server.abort();
     }
 }
 

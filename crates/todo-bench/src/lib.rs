@@ -39,6 +39,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Steady(_) => "steady",
         Command::Ramp(_) => "ramp",
         Command::Backlog(_) => "backlog",
+        Command::Overhead(a) if a.traces => "trace-overhead",
         Command::Overhead(_) => "overhead",
         Command::Max(_) => "max",
         Command::All | Command::Load(_) => "all",
@@ -62,6 +63,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Steady(a) => report.steady = Some(scenario::steady(&ctx, a).await?),
         Command::Ramp(a) => report.ramp = Some(scenario::ramp(&ctx, a).await?),
         Command::Backlog(a) => report.backlog = Some(scenario::backlog(&ctx, a).await?),
+        Command::Overhead(a) if a.traces => {
+            report.trace_overhead = Some(scenario::overhead(&ctx, a).await?)
+        }
         Command::Overhead(a) => report.overhead = Some(scenario::overhead(&ctx, a).await?),
         Command::Max(a) => report.max = Some(scenario::max(&ctx, a).await?),
         Command::All => {
@@ -87,6 +91,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let overhead = cli::OverheadArgs {
                 rate: 500.0,
                 duration_s: secs(60.0, 8.0),
+                traces: false,
             };
             report.overhead = keep(
                 "overhead",

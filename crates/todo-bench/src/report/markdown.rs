@@ -144,16 +144,23 @@ pub fn markdown(r: &Report) -> String {
     if let Some(s) = &r.max {
         run_md(&mut out, "max (closed loop)", s, &plots_md("max"));
     }
-    if let Some(o) = &r.overhead {
+    for (title, o) in [
+        ("overhead", &r.overhead),
+        ("trace-overhead", &r.trace_overhead),
+    ] {
+        let Some(o) = o else { continue };
         let _ = writeln!(
             out,
-            "\n## overhead\n\n{}\n\n{} req/s per side, {:.0} s. Overhead (on − off): p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms.",
+            "\n## {title}\n\n{}\n\n{} req/s per side, {:.0} s. Overhead (on − off): p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms.",
             o.method, o.rate_per_side, o.duration_s, o.overhead_p50_ms, o.overhead_p95_ms, o.overhead_p99_ms
         );
+        if let Some(n) = o.exports_received {
+            let _ = writeln!(out, "\nExport requests the sink received: {n}.");
+        }
         api_md(&mut out, &o.events_on);
         api_md(&mut out, &o.events_off);
         pipeline_md(&mut out, &o.pipeline);
-        out.push_str(&plots_md("overhead"));
+        out.push_str(&plots_md(title));
     }
     if let Some(ramp) = &r.ramp {
         let _ = writeln!(

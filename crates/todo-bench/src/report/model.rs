@@ -109,7 +109,15 @@ pub struct LoadRun {
 /// The events-on vs events-off comparison.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct OverheadRun {
-    /// How the events-off side was run.
+    /// What differs between the sides: `events` (EVENTS_ENABLED) or
+    /// `export` (span export, `--traces`).
+    #[serde(default)]
+    pub compared: String,
+    /// With `--traces`: export requests the sink received (0 would mean the
+    /// "on" side exported nothing).
+    #[serde(default)]
+    pub exports_received: Option<u64>,
+    /// How the two sides were run.
     pub method: String,
     /// Offered rate per side.
     pub rate_per_side: f64,
@@ -276,6 +284,9 @@ pub struct Report {
     pub ramp: Option<RampRun>,
     /// Events on vs off.
     pub overhead: Option<OverheadRun>,
+    /// Span export on vs off (`overhead --traces`; not a spec target).
+    #[serde(default)]
+    pub trace_overhead: Option<OverheadRun>,
     /// Outbox backlog drain.
     pub backlog: Option<BacklogRun>,
     /// Whole-stack reconciliation at the end.

@@ -50,6 +50,7 @@ async fn backlog_inner(ctx: &Ctx, args: &BacklogArgs, rows: u64, dev: &Path) -> 
             events_enabled: true,
             relay_enabled: false,
             log: ctx.out.join("backend-relay-off.log"),
+            env: Vec::new(),
         },
         &ctx.http,
     )

@@ -30,32 +30,65 @@ pub fn overhead_warmup_s(quick: bool) -> f64 {
     }
 }
 
-/// `overhead`.
+/// `overhead`: events on vs off, or (`--traces`) span export on vs off.
 pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
     let duration = args
         .duration_s
         .unwrap_or(if ctx.common.quick { 15.0 } else { 60.0 });
-    let spec = |events_enabled: bool, log: &str| BackendSpec {
+    // With --traces both sides write events; only the "on" side exports its
+    // spans, to a sink that discards them.
+    let sink = if args.traces {
+        Some(instance::OtlpSink::start().await?)
+    } else {
+        None
+    };
+    let (feature, names) = if args.traces {
+        ("export", ("export_on", "export_off"))
+    } else {
+        ("events", ("events_on", "events_off"))
+    };
+    let spec = |on: bool| BackendSpec {
         bin: &ctx.common.backend_bin,
         database_url: &ctx.common.database_url,
         kafka_bootstrap_servers: &ctx.common.kafka.bootstrap_servers,
-        events_enabled,
+        events_enabled: on || sink.is_some(),
         relay_enabled: false,
-        log: ctx.out.join(log),
+        log: ctx.out.join(format!(
+            "backend-{feature}-{}.log",
+            if on { "on" } else { "off" }
+        )),
+        env: match &sink {
+            Some(sink) if on => vec![("OTEL_EXPORTER_OTLP_ENDPOINT", sink.url.clone())],
+            _ => Vec::new(),
+        },
     };
-    let on = instance::spawn_backend(spec(true, "backend-events-on.log"), &ctx.http).await?;
-    let off = match instance::spawn_backend(spec(false, "backend-events-off.log"), &ctx.http).await
-    {
+    let on = instance::spawn_backend(spec(true), &ctx.http).await?;
+    let off = match instance::spawn_backend(spec(false), &ctx.http).await {
         Ok(off) => off,
         Err(e) => {
             on.stop().await;
             return Err(e);
         }
     };
-    let on_target = Arc::new(Target::new("events_on", &on.url));
-    let off_target = Arc::new(Target::new("events_off", &off.url));
+    let on_target = Arc::new(Target::new(names.0, &on.url));
+    let off_target = Arc::new(Target::new(names.1, &off.url));
     let warmup = overhead_warmup_s(ctx.common.quick);
-    let method = format!(
+    let method = if let Some(sink) = &sink {
+        format!(
+            "Two todo-backend instances started by todo-bench from the same binary against the \
+             same database, identical but for OTEL_EXPORTER_OTLP_ENDPOINT: set on {} (spans of \
+             each request, write batch and publish recorded and exported over OTLP/HTTP \
+             protobuf to a sink this run started at {}, which accepts and discards them), unset \
+             on {} (trace ids only). Both write events; neither runs a relay (the stack's \
+             backend publishes both sides' rows, without exporting), so the difference measured \
+             is the request path's: the request span and the write batch's span. End-to-end \
+             figures are those of both sides together through the stack's relay and event \
+             service. Requests alternate between the two, {} req/s each, so both sides share \
+             the machine's load at the same moment. {} s of unrecorded warm-up first.",
+            on.url, sink.url, off.url, args.rate, warmup
+        )
+    } else {
+        format!(
         "Two todo-backend instances started by todo-bench from the same binary against the same \
          database, identical but for EVENTS_ENABLED (true on {}, false on {}); neither runs a \
          relay (RELAY_ENABLED=false: the stack's backend publishes the events-on side's rows), so \
@@ -65,8 +98,9 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
          end (no events), so the event service's projection never misses them. End-to-end \
          figures of this scenario include the stack relay's poll interval (its wake-up signal \
          only comes from its own process's writes).",
-        on.url, off.url, args.rate, warmup
-    );
+            on.url, off.url, args.rate, warmup
+        )
+    };
     let targets = vec![on_target, off_target.clone()];
     let result = async {
         warm_up(ctx, &targets, 2.0 * args.rate, warmup).await;
@@ -81,8 +115,13 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
         .await
     }
     .await;
-    // Clean up the events-off tasks whatever happened.
-    let leftovers = off_target.pool.lock().expect("pool lock").drain();
+    // Clean up the events-off tasks whatever happened (with --traces both
+    // sides' tasks have events).
+    let leftovers = if sink.is_some() {
+        Vec::new()
+    } else {
+        off_target.pool.lock().expect("pool lock").drain()
+    };
     let http = ctx.http.clone();
     futures::stream::iter(leftovers)
         .for_each_concurrent(16, |id| {
@@ -99,7 +138,10 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
     let on = m.recorders[0].report(m.window);
     let offr = m.recorders[1].report(m.window);
     let pipeline = pipeline::analyse(&m.events, m.window.as_secs_f64());
+    let exported = sink.map(|s| s.requests.load(std::sync::atomic::Ordering::Relaxed));
     let run = OverheadRun {
+        compared: feature.to_owned(),
+        exports_received: exported,
         method,
         rate_per_side: args.rate,
         duration_s: stats::round3(m.window.as_secs_f64()),
@@ -114,7 +156,11 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
     };
     plot_run(
         &ctx.out,
-        "overhead",
+        if args.traces {
+            "trace-overhead"
+        } else {
+            "overhead"
+        },
         &run.events_on,
         Some(&run.events_off),
         &run.pipeline,
