@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::auth::Auth;
 use crate::domain::{FieldError, TaskId};
 use crate::error::ApiError;
+use crate::outbox::Origin;
 use crate::startup::AppState;
 
 /// A JSON body, rejected with a problem document naming the field.
@@ -147,6 +148,20 @@ impl<S: Send + Sync> FromRequestParts<S> for CorrelationId {
             .get::<CorrelationId>()
             .copied()
             .unwrap_or_else(|| CorrelationId(Uuid::new_v4())))
+    }
+}
+
+/// The request's correlation id and span (set by
+/// `todo_runtime::trace::request_layer`).
+impl<S: Send + Sync> FromRequestParts<S> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let CorrelationId(correlation_id) = CorrelationId::from_request_parts(parts, state).await?;
+        Ok(Self {
+            correlation_id,
+            trace: parts.extensions.get().copied(),
+        })
     }
 }
 

@@ -59,14 +59,16 @@ impl EventWriter {
     /// Encodes the event for `payload` as the outbox row the change's own
     /// statement writes (see `store::batched_writes`), so the change and its event
     /// commit together in one round trip. `None` when events are off.
-    /// `trace` (the request's span) goes with the event as its `traceparent`
-    /// header: the relay's publish span and the event service's processing
-    /// continue that trace.
+    /// The origin's span goes with the event as its `traceparent` header:
+    /// the relay's publish span and the event service's processing continue
+    /// that trace.
     pub fn prepare(
         &self,
         payload: Payload,
-        correlation_id: Uuid,
-        trace: Option<TraceContext>,
+        Origin {
+            correlation_id,
+            trace,
+        }: Origin,
     ) -> Result<Option<OutboxRow>, todo_events::EncodeError> {
         if !self.enabled {
             return Ok(None);
@@ -95,6 +97,25 @@ impl EventWriter {
             correlation_id,
             trace,
         }))
+    }
+}
+
+/// Where a change comes from, as its event records it.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin {
+    /// The request's correlation id.
+    pub correlation_id: Uuid,
+    /// The request's span, if any.
+    pub trace: Option<TraceContext>,
+}
+
+impl Origin {
+    /// A change with no request span (tests, tools).
+    pub fn untraced(correlation_id: Uuid) -> Self {
+        Self {
+            correlation_id,
+            trace: None,
+        }
     }
 }
 

@@ -10,19 +10,17 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
-use axum::Extension;
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 use todo_events::{Payload, TaskStatus};
 use utoipa::{IntoParams, ToSchema};
 
 use todo_api::parse_decimal;
-use todo_runtime::trace::TraceContext;
 
 use crate::domain::{now, status_schema, FieldError, Task, TaskDescription, TaskTitle};
 use crate::error::{ApiError, Problem, Result};
-use crate::extract::{AppJson, CorrelationId, CurrentUser, TaskIdPath};
-use crate::outbox::payloads;
+use crate::extract::{AppJson, CurrentUser, TaskIdPath};
+use crate::outbox::{payloads, Origin};
 use crate::startup::AppState;
 use crate::store::tasks as store;
 
@@ -168,8 +166,7 @@ fn parse_both<A, B>(
 pub async fn create_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    correlation: CorrelationId,
-    trace: Option<Extension<TraceContext>>,
+    origin: Origin,
     AppJson(body): AppJson<CreateTask>,
 ) -> Result<(StatusCode, HeaderMap, Json<Task>)> {
     let (title, description) = parse_both(
@@ -181,7 +178,7 @@ pub async fn create_task(
     let task = Task::new(id, &title, description.as_ref(), user.as_deref(), now());
     let event = state
         .events
-        .prepare(payloads::created(&task), correlation.0, trace.map(|t| t.0))
+        .prepare(payloads::created(&task), origin)
         .map_err(encode_error)?;
     state.creates.write((task.clone(), event)).await?;
     state.events.wake();
@@ -279,8 +276,7 @@ pub async fn get_task(
 pub async fn update_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    correlation: CorrelationId,
-    trace: Option<Extension<TraceContext>>,
+    origin: Origin,
     TaskIdPath(id): TaskIdPath,
     AppJson(body): AppJson<UpdateTask>,
 ) -> Result<Json<Task>> {
@@ -297,29 +293,23 @@ pub async fn update_task(
             .transpose(),
     )?;
 
-    change_task(
-        &state,
-        id.get(),
-        user.as_deref(),
-        (correlation.0, trace.map(|t| t.0)),
-        |before| {
-            let new_title = title.as_ref().map_or(before.title.as_str(), |t| t.as_str());
-            let new_description = match &description {
-                Some(d) => d.as_ref().map(|d| d.as_str()),
-                None => before.description.as_deref(),
-            };
-            let new_status = body.status.unwrap_or(before.status());
-            if new_title == before.title
-                && new_description == before.description.as_deref()
-                && new_status == before.status()
-            {
-                return None;
-            }
-            let after = before.changed(new_title, new_description, new_status, now());
-            let payload = payloads::updated(before, &after);
-            Some((after, payload))
-        },
-    )
+    change_task(&state, id.get(), user.as_deref(), origin, |before| {
+        let new_title = title.as_ref().map_or(before.title.as_str(), |t| t.as_str());
+        let new_description = match &description {
+            Some(d) => d.as_ref().map(|d| d.as_str()),
+            None => before.description.as_deref(),
+        };
+        let new_status = body.status.unwrap_or(before.status());
+        if new_title == before.title
+            && new_description == before.description.as_deref()
+            && new_status == before.status()
+        {
+            return None;
+        }
+        let after = before.changed(new_title, new_description, new_status, now());
+        let payload = payloads::updated(before, &after);
+        Some((after, payload))
+    })
     .await
 }
 
@@ -332,19 +322,14 @@ pub async fn update_task(
 pub async fn delete_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    correlation: CorrelationId,
-    trace: Option<Extension<TraceContext>>,
+    origin: Origin,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<StatusCode> {
     for _ in 0..MAX_ATTEMPTS {
         let task = read(&state, id.get(), user.as_deref()).await?;
         let event = state
             .events
-            .prepare(
-                payloads::deleted(&task, now()),
-                correlation.0,
-                trace.as_ref().map(|t| t.0),
-            )
+            .prepare(payloads::deleted(&task, now()), origin)
             .map_err(encode_error)?;
         if state.deletes.write((task.id, task.version, event)).await? {
             state.events.wake();
@@ -363,41 +348,33 @@ pub async fn delete_task(
 pub async fn complete_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    correlation: CorrelationId,
-    trace: Option<Extension<TraceContext>>,
+    origin: Origin,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>> {
-    change_task(
-        &state,
-        id.get(),
-        user.as_deref(),
-        (correlation.0, trace.map(|t| t.0)),
-        |before| {
-            if before.status() == TaskStatus::Complete {
-                return None;
-            }
-            let after = before.changed(
-                &before.title,
-                before.description.as_deref(),
-                TaskStatus::Complete,
-                now(),
-            );
-            let payload = payloads::completed(&after);
-            Some((after, payload))
-        },
-    )
+    change_task(&state, id.get(), user.as_deref(), origin, |before| {
+        if before.status() == TaskStatus::Complete {
+            return None;
+        }
+        let after = before.changed(
+            &before.title,
+            before.description.as_deref(),
+            TaskStatus::Complete,
+            now(),
+        );
+        let payload = payloads::completed(&after);
+        Some((after, payload))
+    })
     .await
 }
 
 /// Reads the task, asks `next` for its new state and event (`None`: nothing
 /// changes, the task is answered as it is), and writes them if the task is
 /// still at the version read; otherwise reads again, up to [`MAX_ATTEMPTS`].
-/// `origin`: the request's correlation id and span.
 async fn change_task(
     state: &AppState,
     id: i64,
     user: Option<&str>,
-    (correlation_id, trace): (uuid::Uuid, Option<TraceContext>),
+    origin: Origin,
     next: impl Fn(&Task) -> Option<(Task, Payload)>,
 ) -> Result<Json<Task>> {
     for _ in 0..MAX_ATTEMPTS {
@@ -407,7 +384,7 @@ async fn change_task(
         };
         let event = state
             .events
-            .prepare(payload, correlation_id, trace)
+            .prepare(payload, origin)
             .map_err(encode_error)?;
         if state.changes.write((after.clone(), event)).await? {
             state.events.wake();

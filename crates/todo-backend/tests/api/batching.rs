@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::json;
 use todo_backend::domain::{now, Task, TaskTitle};
-use todo_backend::outbox::{payloads, EventWriter};
+use todo_backend::outbox::{payloads, EventWriter, Origin};
 use todo_backend::store::batched_writes::{Changes, Creates, Deletes};
 use todo_backend::store::batcher::write_batch;
 use todo_events::{ContentType, EventVersion, Payload};
@@ -96,7 +96,7 @@ async fn a_batch_with_a_bad_row_writes_the_others_and_fails_only_that_one() {
         .map(|id| {
             let task = Task::new(id, &title, None, None, now());
             let event = writer
-                .prepare(payloads::created(&task), Uuid::new_v4(), None)
+                .prepare(payloads::created(&task), Origin::untraced(Uuid::new_v4()))
                 .unwrap();
             (task, event)
         })
@@ -131,7 +131,10 @@ async fn two_changes_to_one_task_in_one_batch_apply_the_first_and_report_the_sec
     let change = |task: &Task, title: &str| {
         let after = task.changed(title, None, todo_events::TaskStatus::Incomplete, now());
         let event = writer
-            .prepare(payloads::updated(task, &after), Uuid::new_v4(), None)
+            .prepare(
+                payloads::updated(task, &after),
+                Origin::untraced(Uuid::new_v4()),
+            )
             .unwrap();
         (after, event)
     };
@@ -173,8 +176,7 @@ async fn a_delete_batch_deletes_the_tasks_still_at_their_version_only() {
         let event = writer
             .prepare(
                 payloads::deleted(&Task { version, ..task }, now()),
-                Uuid::new_v4(),
-                None,
+                Origin::untraced(Uuid::new_v4()),
             )
             .unwrap();
         (id, version, event)
