@@ -160,3 +160,25 @@ async fn a_service_stopped_by_a_fatal_condition_reports_it_through_run_until_sto
         "{why}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_otlp_protocol_that_is_not_built_in_stops_the_service_with_one_line_naming_it() {
+    // Arrange
+    let h = Harness::new().await;
+    let mut env = h.process_env();
+    env.push((
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "http://127.0.0.1:4317".into(),
+    ));
+    env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()));
+
+    // Act
+    let mut svc = ServiceProcess::start(BINARY, &env);
+    let line = svc.expect_fatal_line("todo-event-service").await;
+
+    // Assert
+    assert!(
+        line.contains("OTEL_EXPORTER_OTLP_PROTOCOL") && line.contains("grpc"),
+        "{line}"
+    );
+}
