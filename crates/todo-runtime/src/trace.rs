@@ -322,6 +322,8 @@ pub async fn request_layer(mut req: Request, next: Next) -> Response {
 pub struct ExportGuard(Option<SdkTracerProvider>);
 
 impl Drop for ExportGuard {
+    // NB: blocks (at most 3 s) while the batch processor's thread sends what
+    // is queued; it is dropped once, as `main` ends, after everything else.
     fn drop(&mut self) {
         if let Some(provider) = self.0.take() {
             let _ = provider.shutdown_with_timeout(Duration::from_secs(3));
