@@ -329,6 +329,7 @@ mod tests {
                 "started_at",
                 "steady",
                 "targets",
+                "trace_overhead",
                 "verify"
             ]
         );
