@@ -17,11 +17,10 @@ pub struct ServiceProcess {
     pub url: String,
 }
 
-/// The binary of workspace package `package` (named like it), built with
-/// the test's own profile and target directory when it is missing or older
-/// than the running test, so that a test of one service can run another as
-/// a process. NB: under `cargo test` (not nextest) cargo may still hold the
-/// build directory's lock: build the binary first there.
+/// The binary of workspace package `package` (named like it), built first
+/// by cargo with the test's own profile and target directory (a no-op of
+/// about a second when it is up to date), so that a test of one service can
+/// run another as a process, never a stale build of it.
 pub fn workspace_binary(package: &str) -> std::path::PathBuf {
     let test = std::env::current_exe().expect("the test's own path");
     // target/<profile>/deps/<test>
@@ -29,17 +28,22 @@ pub fn workspace_binary(package: &str) -> std::path::PathBuf {
         .parent()
         .and_then(std::path::Path::parent)
         .expect("a test binary lives in target/<profile>/deps");
-    let binary = profile_dir.join(package);
-    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if modified(&binary).is_some() && modified(&binary) >= modified(&test) {
-        return binary;
-    }
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => "dev",
         Some(other) => other,
     };
     let target_dir = profile_dir.parent().expect("target/<profile>");
-    let status = std::process::Command::new(env!("CARGO"))
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    // NB: without the variables cargo set for this test (CARGO_MANIFEST_DIR,
+    // CARGO_PKG_*...): build-time macros read some, and the binary would be
+    // rebuilt by every switch between this and a plain `cargo build`.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_") && name != "CARGO_HOME" {
+            cargo.env_remove(name.as_ref());
+        }
+    }
+    let status = cargo
         .args([
             "build",
             "--quiet",
@@ -55,7 +59,7 @@ pub fn workspace_binary(package: &str) -> std::path::PathBuf {
         .status()
         .unwrap_or_else(|e| panic!("running cargo to build {package}: {e}"));
     assert!(status.success(), "building {package} failed");
-    binary
+    profile_dir.join(package)
 }
 
 /// A port on 127.0.0.1 where nothing listens (bound, then released).
