@@ -93,7 +93,21 @@ impl Pipeline {
     /// Calls the backend's API and returns its JSON answer (Null when none);
     /// panics unless it succeeded.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.call_with(method, path, body, &[]).await
+    }
+
+    /// [`Self::call`] with request headers.
+    pub async fn call_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Value {
         let mut req = self.http.request(method, format!("{}{path}", self.api));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -104,8 +118,15 @@ impl Pipeline {
 
     /// Creates a task titled `title` and returns its id.
     pub async fn create(&self, title: &str) -> i64 {
+        self.create_with(title, &[]).await
+    }
+
+    /// Creates a task titled `title` with request `headers`; returns its id.
+    pub async fn create_with(&self, title: &str, headers: &[(&str, &str)]) -> i64 {
         let body = serde_json::json!({ "title": title });
-        let t = self.call(reqwest::Method::POST, "/tasks", Some(body)).await;
+        let t = self
+            .call_with(reqwest::Method::POST, "/tasks", Some(body), headers)
+            .await;
         t["id"].as_i64().unwrap()
     }
 

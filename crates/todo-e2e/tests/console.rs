@@ -45,8 +45,13 @@ async fn a_new_task_appears_live_its_timeline_is_in_order_and_a_hostile_title_st
 
     // Act: a task whose title is markup, then its whole life.
     let hostile = "<img src=x onerror=alert(1)>";
+    // The request carries a trace, which the timeline shows for its event.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
     let asked = Instant::now();
-    let id = p.create(hostile).await;
+    let id = p
+        .create_with(hostile, &[("traceparent", traceparent.as_str())])
+        .await;
     p.processed(id, 1).await;
     let processed = Instant::now();
 
@@ -63,6 +68,8 @@ async fn a_new_task_appears_live_its_timeline_is_in_order_and_a_hostile_title_st
     );
     let titles = browser.texts(&format!("{row} td.title")).await.unwrap();
     assert_eq!(titles, vec![hostile.to_owned()], "the title shows as text");
+    let traces = browser.texts(&format!("{row} td.trace")).await.unwrap();
+    assert_eq!(traces, vec![trace_id.to_owned()], "the live row's trace id");
     assert!(
         browser.all("#live img").await.unwrap().is_empty(),
         "the title became an element"
@@ -121,6 +128,15 @@ async fn a_new_task_appears_live_its_timeline_is_in_order_and_a_hostile_title_st
         ],
         "the timeline in order"
     );
+    let traces = browser.texts("#timeline td.trace").await.unwrap();
+    assert_eq!(traces[0], trace_id, "the request's trace id on its event");
+    for t in &traces[1..] {
+        // The later requests carried none: each started a trace of its own.
+        assert!(
+            t.len() == 32 && t.chars().all(|c| c.is_ascii_hexdigit()) && t != trace_id,
+            "{traces:?}"
+        );
+    }
     let state = browser.texts("#projection dd.title").await.unwrap();
     assert_eq!(
         state,

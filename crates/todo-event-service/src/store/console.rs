@@ -49,7 +49,7 @@ pub async fn events_above(
     sqlx::query_as(
         "SELECT id, event_id, event_type, task_id, task_version, event->'payload'->>'title' AS title,
                 topic, kafka_partition AS partition, kafka_offset AS offset, correlation_id,
-                NULL::text AS trace_id, occurred_at, processed_at
+                trace_id, occurred_at, processed_at
          FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
     )
     .bind(above)

@@ -81,7 +81,7 @@ pub struct AuditEntry {
 
 const AUDIT_COLUMNS: &str =
     "event_id, event_type, event_version, task_id, task_version, topic, kafka_partition,
-    kafka_offset, correlation_id, NULL::text AS trace_id, event_timestamp, occurred_at, processed_at, event";
+    kafka_offset, correlation_id, trace_id, event_timestamp, occurred_at, processed_at, event";
 
 /// A task's events in the order they happened (by task version where known,
 /// else by time).
