@@ -360,7 +360,9 @@ impl Relay {
                 }
                 Err(e) => {
                     m::publish_failed(&row.event_type);
-                    row.span.fail(|| e.to_string());
+                    if let Some(span) = &mut row.span {
+                        span.fail(|| e.to_string());
+                    }
                     tracing::warn!(event_id = %row.event_id, topic = %row.topic, error = %e, retriable = e.retriable, "event publish failed; will retry");
                     failed.push(row.id);
                 }
@@ -402,9 +404,20 @@ impl Relay {
 /// (its `traceparent` header; a row without one starts a trace). The record
 /// goes out with this span as its `traceparent`, so the event service's
 /// processing is the publish's child. Ends when the row's batch is finished.
-fn publish_span(event_id: &uuid::Uuid, topic: &str, headers: &mut Vec<(String, String)>) -> Span {
+///
+/// While export is off no publish span is recorded, so a row's stored
+/// `traceparent` goes out as it is: no parse, id or format per row on the
+/// relay loop. Only a row without one gets a new trace.
+fn publish_span(
+    event_id: &uuid::Uuid,
+    topic: &str,
+    headers: &mut Vec<(String, String)>,
+) -> Option<Span> {
     let name = todo_events::headers::TRACEPARENT;
     let at = headers.iter().position(|(k, _)| k == name);
+    if at.is_some() && !todo_runtime::trace::exporting() {
+        return None;
+    }
     let parent = at.and_then(|i| TraceContext::parse(&headers[i].1));
     let mut span = Span::start("publish", SpanKind::Producer, parent.as_ref());
     span.record(|| {
@@ -419,7 +432,7 @@ fn publish_span(event_id: &uuid::Uuid, topic: &str, headers: &mut Vec<(String, S
         Some(i) => headers[i].1 = value,
         None => headers.push((name.to_owned(), value)),
     }
-    span
+    Some(span)
 }
 
 /// The batches in flight, oldest first, and the ids of their rows.
@@ -477,8 +490,8 @@ struct Sent {
     event_id: uuid::Uuid,
     event_type: String,
     topic: String,
-    /// The publish's span, ended with the batch.
-    span: Span,
+    /// The publish's span, ended with the batch (none while export is off).
+    span: Option<Span>,
 }
 
 /// The wait after `failures` failed batches in a row: doubling from the

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use maud::html;
@@ -240,7 +240,7 @@ pub(super) async fn replay(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<ReplayResult>)> {
+) -> Result<Json<ReplayResult>> {
     authorize(&state.console, &headers)?;
     let req: ReplayRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
         field: "body",
@@ -313,13 +313,10 @@ pub(super) async fn replay(
     )
     .await
     .map_err(ApiError::KafkaUnavailable)?;
-    Ok((
-        StatusCode::OK,
-        Json(ReplayResult {
-            action_id: acted.action_id,
-            replayed: acted.touched,
-        }),
-    ))
+    Ok(Json(ReplayResult {
+        action_id: acted.action_id,
+        replayed: acted.touched,
+    }))
 }
 
 enum Target {

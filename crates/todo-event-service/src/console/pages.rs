@@ -71,28 +71,33 @@ pub(super) fn error_page(status: StatusCode, tab: Tab, message: &str) -> Respons
         .into_response()
 }
 
+/// A task id as the console takes it.
+fn task_id(raw: &str) -> Option<i64> {
+    todo_api::parse_decimal(raw.trim(), 19).filter(|n| *n > 0)
+}
+
+/// The page for what is not a task id.
+fn not_a_task_id() -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        Tab::Task,
+        "A task id is a positive whole number.",
+    )
+}
+
 /// `GET /console/tasks?id=N`: the task search goes to the task's timeline.
 pub(super) async fn find_task(Query(q): Query<HashMap<String, String>>) -> Response {
-    let id = q.get("id").map(|s| s.trim()).unwrap_or_default();
-    match todo_api::parse_decimal(id, 19).filter(|n| *n > 0) {
+    match task_id(q.get("id").map_or("", String::as_str)) {
         Some(n) => Redirect::to(&format!("/console/tasks/{n}")).into_response(),
-        None => error_page(
-            StatusCode::BAD_REQUEST,
-            Tab::Task,
-            "A task id is a positive whole number.",
-        ),
+        None => not_a_task_id(),
     }
 }
 
 /// `GET /console/tasks/{id}`: every event of the task in order, where it was
 /// read, how long it took, its correlation and trace ids, and the projection.
 pub(super) async fn timeline(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let Some(task_id) = todo_api::parse_decimal(&id, 19).filter(|n| *n > 0) else {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            Tab::Task,
-            "A task id is a positive whole number.",
-        );
+    let Some(task_id) = task_id(&id) else {
+        return not_a_task_id();
     };
     let (events, current) = match tokio::try_join!(
         store::task_history(&state.pool, task_id),
