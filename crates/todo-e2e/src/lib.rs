@@ -57,7 +57,7 @@ impl Pipeline {
 
         let mut b = todo_backend::Config::from_env();
         b.http_addr = "127.0.0.1:0".parse().unwrap();
-        b.database_url = todo_kafka::Secret::new(&backend_db);
+        b.database_url = todo_runtime::Secret::new(&backend_db);
         b.kafka = stack.kafka_args(&prefix);
         b.relay.poll_interval_ms = 50;
         let backend = todo_backend::Application::build(b).await.unwrap();
@@ -66,14 +66,14 @@ impl Pipeline {
 
         let mut e = todo_event_service::Config::from_env();
         e.http_addr = "127.0.0.1:0".parse().unwrap();
-        e.database_url = todo_kafka::Secret::new(&events_db);
+        e.database_url = todo_runtime::Secret::new(&events_db);
         e.kafka = stack.kafka_args(&prefix);
         e.consumer.group_id = format!("test-group-{}", todo_testkit::short_id());
         e.retry.attempts = 2;
         e.retry.base_ms = 20;
         e.retry.cap_ms = 50;
         e.webhooks.urls = Vec::new();
-        e.console.console_admin_token = options.console_admin_token.map(todo_kafka::Secret::new);
+        e.console.console_admin_token = options.console_admin_token.map(todo_runtime::Secret::new);
         let service = todo_event_service::Application::build(e).await.unwrap();
         let events = format!("http://{}", service.local_addr());
         tokio::spawn(service.run_until_stopped(cancel.clone()));

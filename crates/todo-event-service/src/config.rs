@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use todo_kafka::{KafkaArgs, ProducerArgs, Secret, TopicSettings};
+use todo_kafka::{KafkaArgs, ProducerArgs, TopicSettings};
+use todo_runtime::Secret;
 
-use crate::consumer::retry::Backoff;
+use crate::retry::Backoff;
 
 /// todo-event-service: consumes the task events (audit, projection, analytics, webhooks).
 #[derive(Parser, Clone, Debug)]

@@ -10,13 +10,16 @@
 
 pub mod config;
 pub mod console;
-pub mod consumer;
 pub mod dead_letters;
 pub mod error;
-pub mod handlers;
+pub mod intake;
 pub mod metrics;
+pub mod pipeline;
+pub mod record;
+pub mod retry;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 

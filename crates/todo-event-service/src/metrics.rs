@@ -1,6 +1,5 @@
 //! Every metric the event service exports, named once, with its help text.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{
@@ -37,74 +36,69 @@ pub const EVENTS_PARKED_TOTAL: &str = "events_parked_total";
 /// Parked events that left the lot, by outcome (`applied`, `dead_lettered`).
 pub const EVENTS_UNPARKED_TOTAL: &str = "events_unparked_total";
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// Installs the Prometheus recorder once per process and returns its handle.
+/// Installs the process's Prometheus recorder (once, in `todo_runtime`; it
+/// may be shared with another service in the process) and describes our
+/// metrics (describing again is harmless).
 pub fn install() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            // NB: one recorder per process, shared with any other service in it.
-            let handle = todo_runtime::install_metrics();
-            describe_counter!(EVENTS_CONSUMED_TOTAL, "Events processed, by event type");
-            describe_counter!(
-                EVENTS_DUPLICATE_TOTAL,
-                "Redelivered events that changed nothing"
-            );
-            describe_histogram!(
-                EVENT_PROCESSING_DURATION_SECONDS,
-                Unit::Seconds,
-                "Time from reading an event to committing its effects"
-            );
-            describe_gauge!(
-                CONSUMER_LAG,
-                "High watermark minus committed offset, per topic and partition"
-            );
-            describe_gauge!(
-                CONSUMER_LAG_SECONDS,
-                Unit::Seconds,
-                "Age of the oldest record not yet processed, per topic and partition (0 when caught up)"
-            );
-            describe_counter!(
-                EVENTS_DEAD_LETTERED_TOTAL,
-                "Records sent to the dead-letter topic, by error class"
-            );
-            describe_counter!(
-                EVENT_HANDLER_RETRIES_TOTAL,
-                "Retries of failed handlers, by handler"
-            );
-            describe_counter!(
-                DEPENDENCY_OUTAGE_RETRIES_TOTAL,
-                "Attempts that failed because a dependency was down"
-            );
-            describe_counter!(
-                WEBHOOK_NOTIFICATIONS_TOTAL,
-                "Webhook notifications delivered"
-            );
-            describe_gauge!(
-                ASSIGNED_PARTITIONS,
-                "Partitions this instance is processing"
-            );
-            describe_gauge!(
-                PARKED_KEYS,
-                "Keys with parked events, per topic and partition"
-            );
-            describe_gauge!(
-                OLDEST_PARKED_AGE_SECONDS,
-                Unit::Seconds,
-                "How long the oldest parked event has waited, per topic and partition (0 when none)"
-            );
-            describe_counter!(
-                EVENTS_PARKED_TOTAL,
-                "Events parked, by cause (error class, or behind an earlier event of the key)"
-            );
-            describe_counter!(
-                EVENTS_UNPARKED_TOTAL,
-                "Parked events that left the lot, by outcome"
-            );
-            todo_runtime::http::describe_metrics();
-            handle
-        })
-        .clone()
+    let handle = todo_runtime::install_metrics();
+    describe_counter!(EVENTS_CONSUMED_TOTAL, "Events processed, by event type");
+    describe_counter!(
+        EVENTS_DUPLICATE_TOTAL,
+        "Redelivered events that changed nothing"
+    );
+    describe_histogram!(
+        EVENT_PROCESSING_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time from reading an event to committing its effects"
+    );
+    describe_gauge!(
+        CONSUMER_LAG,
+        "High watermark minus committed offset, per topic and partition"
+    );
+    describe_gauge!(
+        CONSUMER_LAG_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest record not yet processed, per topic and partition (0 when caught up)"
+    );
+    describe_counter!(
+        EVENTS_DEAD_LETTERED_TOTAL,
+        "Records sent to the dead-letter topic, by error class"
+    );
+    describe_counter!(
+        EVENT_HANDLER_RETRIES_TOTAL,
+        "Retries of failed handlers, by handler"
+    );
+    describe_counter!(
+        DEPENDENCY_OUTAGE_RETRIES_TOTAL,
+        "Attempts that failed because a dependency was down"
+    );
+    describe_counter!(
+        WEBHOOK_NOTIFICATIONS_TOTAL,
+        "Webhook notifications delivered"
+    );
+    describe_gauge!(
+        ASSIGNED_PARTITIONS,
+        "Partitions this instance is processing"
+    );
+    describe_gauge!(
+        PARKED_KEYS,
+        "Keys with parked events, per topic and partition"
+    );
+    describe_gauge!(
+        OLDEST_PARKED_AGE_SECONDS,
+        Unit::Seconds,
+        "How long the oldest parked event has waited, per topic and partition (0 when none)"
+    );
+    describe_counter!(
+        EVENTS_PARKED_TOTAL,
+        "Events parked, by cause (error class, or behind an earlier event of the key)"
+    );
+    describe_counter!(
+        EVENTS_UNPARKED_TOTAL,
+        "Parked events that left the lot, by outcome"
+    );
+    todo_runtime::http::describe_metrics();
+    handle
 }
 
 pub(crate) fn consumed(event_type: &'static str, n: u64) {

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::response::IntoResponse;
 use axum::Router;
-use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use todo_kafka::TopicNames;
 use todo_runtime::db::Schema;
@@ -21,28 +19,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, EventSource};
-use crate::consumer::dapr::{DaprIntake, DaprIntakeSettings};
-use crate::consumer::dlq::DeadLetters;
-use crate::consumer::{ConsumerSettings, EventConsumer, KafkaProbe, RunningConsumer};
-use crate::handlers::dedup::DedupStore;
-use crate::handlers::notifier::{Notifier, NotifierSettings};
-use crate::handlers::Processor;
+use crate::intake::dapr::{DaprIntake, DaprIntakeSettings};
+use crate::intake::kafka::{ConsumerSettings, EventConsumer, KafkaProbe, RunningConsumer};
+use crate::pipeline::dead_letter::DeadLetters;
+use crate::pipeline::dedup::DedupStore;
+use crate::pipeline::notifier::{Notifier, NotifierSettings};
+use crate::pipeline::Processor;
 use crate::routes;
-
-/// What every request handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// The event store.
-    pub pool: PgPool,
-    /// PostgreSQL: reached and migrated yet?
-    pub database: Dependency,
-    /// Kafka readiness.
-    pub kafka: KafkaProbe,
-    /// Metrics exposition.
-    pub metrics: PrometheusHandle,
-    /// The web console's own state.
-    pub console: crate::console::Console,
-}
+use crate::state::AppState;
 
 /// The migrations of the event store, embedded.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -199,31 +183,11 @@ impl Application {
             ),
             metrics,
         };
-        let mut read_api = Router::new()
-            .merge(routes::audit::router())
-            .merge(routes::events::router())
-            .merge(routes::analytics::router());
-        if let Some(intake) = &dapr {
-            // Until the database is reached, deliveries get 503: Dapr delivers again.
-            read_api = read_api.merge(intake.router());
-        }
-        let read_api = todo_runtime::http::when_up(read_api, database, || {
-            crate::error::ApiError::NotConnected.into_response()
-        });
-        let router = Router::new()
-            .merge(read_api)
-            // The console renders its own pages when the database is away.
-            .merge(crate::console::router())
-            .merge(routes::health::router())
-            .merge(routes::openapi::router())
-            .with_state(state);
-        // Outermost: an unknown path's 404 and a timeout's 503 are problem
-        // documents too, like every other error answer.
-        let router = todo_runtime::http::with_common_layers(
-            router,
+        let router = routes::router(
+            state,
+            dapr.as_ref().map(|intake| intake.router()),
             Duration::from_millis(config.request_timeout_ms),
-        )
-        .layer(axum::middleware::from_fn(todo_api::bare_errors_as_problems));
+        );
         Ok(Self {
             listener,
             router,

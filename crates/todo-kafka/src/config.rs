@@ -2,37 +2,8 @@
 //! pass-through map (`--kafka-property key=value`, `KAFKA_PROPERTIES`) for any
 //! other librdkafka setting, which may not override a typed one.
 
-use std::fmt;
-
 use rdkafka::ClientConfig;
-
-/// A value that never prints (passwords).
-#[derive(Clone, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
+pub use todo_runtime::Secret;
 
 /// Errors in the client configuration.
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@ pub mod topics;
 pub use config::{ConfigError, KafkaArgs, ProducerArgs, Secret};
 pub use context::{producer, KafkaContext, Producer};
 pub use errors::is_retriable;
-pub use message::headers_as_strings;
+pub use message::{headers_as_strings, send, Outgoing};
 pub use provision::{
     provision_in_background, provision_topics, provision_until_done, ProvisionError, TopicSettings,
 };

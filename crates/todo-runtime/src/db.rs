@@ -203,7 +203,7 @@ impl Database {
             self.create_if_missing().await?;
         }
         let mut conn = self.connect_once(&self.options).await?;
-        let migrated = migrator.run_direct(&mut conn).await;
+        let migrated = rollback_tolerant(migrator).run_direct(&mut conn).await;
         let _ = conn.close().await;
         migrated.map_err(|e| match e {
             MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) if is_outage(&e) => {
@@ -249,6 +249,25 @@ impl Database {
         }
         let _ = admin.close().await;
         Ok(())
+    }
+}
+
+/// `migrator`, accepting a schema that a newer build migrated further.
+///
+/// A rollback (Helm's, or an older image redeployed) runs an older binary
+/// over a database that a newer one has migrated; the versions it does not
+/// know are not an error, or the rollback would crash-loop. Migrations are
+/// additive (a column or table is added; one is dropped only a release after
+/// no build reads it), so the older binary works on the newer schema. A
+/// migration it knows whose checksum changed is still refused.
+fn rollback_tolerant(migrator: &Migrator) -> Migrator {
+    // NB: sqlx's statics are built from these fields (`migrate!`); a copy is
+    // the only way to set the flag on one.
+    Migrator {
+        migrations: migrator.migrations.clone(),
+        ignore_missing: true,
+        locking: migrator.locking,
+        no_tx: migrator.no_tx,
     }
 }
 

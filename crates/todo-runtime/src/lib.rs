@@ -8,7 +8,10 @@ pub mod db;
 pub mod dependency;
 pub mod http;
 pub mod retry;
+mod secret;
 pub mod trace;
+
+pub use secret::Secret;
 
 use std::sync::OnceLock;
 

@@ -570,7 +570,7 @@ async fn a_replayed_dead_letter_that_fails_again_carries_one_set_of_failure_head
     let mut config = todo_event_service::Config::from_env();
     config.http_addr = "127.0.0.1:0".parse().unwrap();
     let event_db = stack.fresh_database().await.unwrap();
-    config.database_url = todo_kafka::Secret::new(event_db.clone());
+    config.database_url = todo_runtime::Secret::new(event_db.clone());
     config.kafka = stack.kafka_args(&prefix);
     config.consumer.group_id = format!("test-group-{}", todo_testkit::short_id());
     config.retry.attempts = 2;

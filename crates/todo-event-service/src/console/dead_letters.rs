@@ -19,7 +19,7 @@ use super::pages::{error_page, layout, Tab};
 use super::Console;
 use crate::dead_letters::{self as ops, Request};
 use crate::error::{ApiError, Result};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::dlq_actions::{self, Action, Actor, Disposition, Reason};
 
 /// What is shown of a payload: its event as JSON, or why it does not decode

@@ -14,7 +14,7 @@ use maud::{html, Markup};
 use todo_events::EventType;
 
 use super::pages::{layout, Tab};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::console::{events_above, latest_events, LiveEvent};
 
 /// How often the audit log is read for new rows.

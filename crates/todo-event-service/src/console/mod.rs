@@ -21,12 +21,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub use health::{Alert, AlertState, Health, Sample};
 
 use crate::config::ConsoleArgs;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// What the console needs besides the read API's state.
 #[derive(Clone)]
 pub struct Console {
-    admin_token: Option<Arc<todo_kafka::Secret>>,
+    admin_token: Option<Arc<todo_runtime::Secret>>,
     kafka: Arc<todo_kafka::KafkaArgs>,
     health: Health,
     /// Ends the live streams when the service stops (a graceful shutdown

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
 use super::health::{self, Alert};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store;
 
 /// Which page is shown, for the navigation.

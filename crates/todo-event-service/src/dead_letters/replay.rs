@@ -3,12 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use todo_events::headers;
-use todo_kafka::{KafkaArgs, ProducerArgs};
-
-use todo_kafka::ReadRecord;
+use todo_kafka::{KafkaArgs, Outgoing, ProducerArgs, ReadRecord};
 
 /// Republishes `records` to their original topics, key and value unchanged
 /// (so the event keeps its id, and a second delivery still has one effect),
@@ -37,32 +34,33 @@ pub async fn republish(
         originals.push(original);
     }
     let producer: FutureProducer = kafka.producer_config(&ProducerArgs::default())?.create()?;
+    let producer = &producer;
     let mut sends = Vec::with_capacity(records.len());
     for (r, original) in records.iter().zip(originals) {
         let provenance = format!("{}/{}/{}", r.topic, r.partition, r.offset);
-        let mut hs = OwnedHeaders::new();
-        let kept = |k: &str| {
-            if headers::is_dlq(k) {
-                headers::DLQ_KEPT_ON_REPLAY.contains(&k)
-            } else {
-                k != headers::REPLAYED_FROM
-            }
-        };
-        for (k, v) in r.headers.iter().filter(|(k, _)| kept(k)) {
-            hs = hs.insert(Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            });
-        }
-        hs = hs.insert(Header {
-            key: headers::REPLAYED_FROM,
-            value: Some(provenance.as_bytes()),
+        sends.push(async move {
+            let kept = |k: &str| {
+                if headers::is_dlq(k) {
+                    headers::DLQ_KEPT_ON_REPLAY.contains(&k)
+                } else {
+                    k != headers::REPLAYED_FROM
+                }
+            };
+            let mut hs: Vec<(&str, Option<&[u8]>)> = r
+                .headers
+                .iter()
+                .filter(|(k, _)| kept(k))
+                .map(|(k, v)| (k.as_str(), Some(v.as_bytes())))
+                .collect();
+            hs.push((headers::REPLAYED_FROM, Some(provenance.as_bytes())));
+            let out = Outgoing {
+                topic: original,
+                key: r.key.as_deref(),
+                value: Some(&r.value),
+                headers: hs,
+            };
+            todo_kafka::send(producer, out, Duration::from_secs(30)).await
         });
-        let mut record = FutureRecord::to(original).payload(&r.value).headers(hs);
-        if let Some(k) = &r.key {
-            record = record.key(k);
-        }
-        sends.push(producer.send(record, Duration::from_secs(30)));
     }
     // NB: all sends in flight at once; their order per partition is kept.
     let results = futures::future::join_all(sends).await;
@@ -70,8 +68,7 @@ pub async fn republish(
         .into_iter()
         .zip(records)
         .map(|(sent, r)| {
-            sent.map(|_| ())
-                .map_err(|(e, _)| anyhow::Error::new(e))
+            sent.map_err(anyhow::Error::new)
                 .with_context(|| format!("replaying {}/{}/{}", r.topic, r.partition, r.offset))
         })
         .collect())

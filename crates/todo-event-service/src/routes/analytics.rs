@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 
 use super::query_int;
 use crate::error::Result;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{self, Summary};
 
 /// Longest window of `hours`: 31 days.

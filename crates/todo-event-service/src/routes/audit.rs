@@ -8,7 +8,7 @@ use todo_api::{parse_decimal, Problem};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Result};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{self, AuditEntry, ProjectedTask};
 
 /// Routes of this resource.

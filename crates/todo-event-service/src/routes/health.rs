@@ -9,8 +9,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::consumer::KafkaState;
-use crate::startup::AppState;
+use crate::intake::kafka::KafkaState;
+use crate::state::AppState;
 
 /// `/health`, `/ready`, `/metrics`.
 pub fn router() -> Router<AppState> {

@@ -4,7 +4,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::{Modify, OpenApi};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The read API's description.
 #[derive(OpenApi)]

@@ -4,6 +4,7 @@
 pub mod console;
 pub mod dlq_actions;
 pub mod parking;
+pub mod projection;
 mod queries;
 mod write;
 

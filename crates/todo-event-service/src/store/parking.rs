@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::consumer::record::Record;
+use crate::record::Record;
 
 /// One record to park.
 pub struct ToPark<'a> {

@@ -7,7 +7,7 @@
 //! * `audit`, `counts`: the audit log and the hourly counts, for fresh events only;
 //! * `proj`: the task projection, from all the batch's events folded per task
 //!   (the merge is idempotent, so a redelivered event re-applied changes nothing;
-//!   see `handlers::projection`);
+//!   see `store::projection`);
 //! * `completions`: created-to-first-completed durations of the tasks whose
 //!   creation and completion are both known after `proj` (its RETURNING rows,
 //!   since sibling CTEs do not see each other's writes).
@@ -23,7 +23,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::parking::{self, ToPark};
-use crate::handlers::projection::{self, TaskDelta};
+use super::projection::{self, TaskDelta};
 
 /// An event with where it was read from.
 #[derive(Clone, Debug)]

@@ -117,7 +117,7 @@ async fn with_the_postgres_dedup_store_a_completion_delivered_three_times_is_pos
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sender_whose_claim_answer_was_lost_recognises_its_own_claim_in_both_stores() {
-    use todo_event_service::handlers::dedup::{Claim, DedupStore};
+    use todo_event_service::pipeline::dedup::{Claim, DedupStore};
     // Arrange: both stores, against the real Redis and PostgreSQL.
     let h = Harness::new().await;
     let stores = [

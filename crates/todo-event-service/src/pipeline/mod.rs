@@ -1,13 +1,18 @@
-//! What happens to a batch of records from one partition: decode and validate
+//! The pipeline: what happens to a batch of records from one partition,
+//! whichever intake read it. Decode and validate
 //! each with `todo-events`, dead-letter what can never be processed, apply the
 //! rest with the Postgres handlers in one transaction (audit log, task
 //! projection, analytics; see [`crate::store::apply_batch`]), park what fails
-//! for a reason of its own (`consumer::parking`), wait out outages, and hand
+//! for a reason of its own (`pipeline::parking`), wait out outages, and hand
 //! `task.completed` events to the webhook notifier.
+//!
+//! It may call the store, [`crate::record`], [`crate::retry`] and the metrics;
+//! it knows no intake and no Kafka client type.
 
+pub mod dead_letter;
 pub mod dedup;
 pub mod notifier;
-pub mod projection;
+pub mod parking;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,13 +23,13 @@ use todo_kafka::TopicNames;
 use todo_runtime::trace::{Attribute, Span, SpanKind, TraceContext};
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::dlq::{DeadLetters, Failure as DeadLetter};
-use crate::consumer::parking::{first_retry_at, Keys, ParkingLot, BEHIND};
-use crate::consumer::record::Record;
-use crate::consumer::retry::{sleep_or_cancel, Backoff};
+use crate::record::Record;
+use crate::retry::{sleep_or_cancel, Backoff};
 use crate::store::parking::{key_of, ToPark};
 use crate::store::{self, Applied, Failure, Incoming};
 use crate::Cancelled;
+use dead_letter::{DeadLetters, Failure as DeadLetter};
+use parking::{first_retry_at, Keys, ParkingLot, BEHIND};
 
 /// An event decoded from `record`, with where it was read and its trace.
 fn incoming_of(event: Event, record: &Record) -> Incoming {
@@ -175,7 +180,7 @@ impl Processor {
     /// `Ok`, every record has been applied, parked or dead-lettered and its
     /// offset may be stored; the applied `task.completed` events are returned
     /// for the notifier. A record of a key parked in `lot` is parked behind
-    /// it; a record whose handlers fail is parked (see `consumer::parking`).
+    /// it; a record whose handlers fail is parked (see `pipeline::parking`).
     /// `Err(Cancelled)`: stopped part-way; store nothing (redelivery is harmless).
     pub async fn process(
         &self,
@@ -198,7 +203,7 @@ impl Processor {
 
         let mut spans = process_spans(&incoming);
 
-        // NB: held until what is parked is committed (see `consumer::parking`).
+        // NB: held until what is parked is committed (see `pipeline::parking`).
         let mut keys = lot.lock().await;
         let (applied, parked) = self.apply(&incoming, &records, &mut keys, cancel).await?;
         drop(keys);
@@ -276,14 +281,19 @@ impl Processor {
             .iter()
             .map(|&i| park_behind(records[i], &batch[i], now))
             .collect();
-        if let Ok(applied) = self.apply_with_retry(ready, &parks, cancel).await? {
-            for p in &parks {
-                keys.add(key_of(p.record), now);
-                crate::metrics::parked(BEHIND);
+        let failed = match self.apply_with_retry(ready, &parks, cancel).await? {
+            Ok(applied) => {
+                for p in &parks {
+                    keys.add(key_of(p.record), now);
+                    crate::metrics::parked(BEHIND);
+                }
+                return Ok((applied, behind));
             }
-            return Ok((applied, behind));
-        }
-        if ready.len() > 1 {
+            Err(f) => f,
+        };
+        // NB: a lone event tried alone has failed already: it is not tried twice.
+        let mut known = (ready.len() == 1 && parks.is_empty()).then_some(failed);
+        if known.is_none() {
             tracing::warn!(
                 events = ready.len(),
                 "a handler failed on the batch; applying its events one by one"
@@ -299,10 +309,14 @@ impl Processor {
                 parked.push(i);
                 continue;
             }
-            match self
-                .apply_with_retry(std::slice::from_ref(one), &[], cancel)
-                .await?
-            {
+            let outcome = match known.take() {
+                Some(f) => Err(f),
+                None => {
+                    self.apply_with_retry(std::slice::from_ref(one), &[], cancel)
+                        .await?
+                }
+            };
+            match outcome {
                 Ok(a) => {
                     total.new += a.new;
                     total.duplicates += a.duplicates;

@@ -30,11 +30,11 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, MutexGuard, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::dlq::Failure;
-use super::record::Record;
-use super::retry::{sleep_or_cancel, Backoff};
-use crate::handlers::notifier::{Notifier, WEBHOOK_FAILED};
-use crate::handlers::Processor;
+use super::dead_letter::Failure;
+use crate::pipeline::notifier::{Notifier, WEBHOOK_FAILED};
+use crate::pipeline::Processor;
+use crate::record::Record;
+use crate::retry::{sleep_or_cancel, Backoff};
 use crate::store::parking::{self, key_of, ToPark};
 use crate::Cancelled;
 

@@ -1,7 +1,4 @@
-//! How events come in: the Kafka consumer here, or the Dapr sidecar's
-//! deliveries (`dapr`), both into the same [`Processor`].
-//!
-//! The Kafka consumer: one group over the four task topics, one task per
+//! The Kafka intake: one group over the four task topics, one task per
 //! assigned partition (order within a partition, parallel across partitions),
 //! offsets stored only after processing, committed periodically, on revoke and
 //! on shutdown.
@@ -12,13 +9,8 @@
 //! revoke the callback stops the partition tasks, waits (bounded) for their
 //! batch in hand, and commits synchronously before the partitions move.
 
-pub mod dapr;
-pub mod dlq;
 mod lag;
-pub mod parking;
 mod partition;
-pub mod record;
-pub mod retry;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::handlers::Processor;
+use crate::pipeline::Processor;
 
 /// The consumer as librdkafka sees it.
 pub type KafkaConsumer = BaseConsumer<Ctx>;

@@ -1,9 +1,8 @@
-//! A record copied out of librdkafka's buffers, so it can cross awaits, be
-//! retried and be dead-lettered with its original key, value and headers.
+//! A record as every layer sees it, whichever intake read it: its bytes
+//! copied out of the client's buffers, so it can cross awaits, be retried and
+//! be dead-lettered with its original key, value and headers.
 
 use std::time::Instant;
-
-use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 /// One consumed record.
 #[derive(Clone, Debug)]
@@ -27,28 +26,6 @@ pub struct Record {
 }
 
 impl Record {
-    /// Copies `m`.
-    pub fn from_message(m: &BorrowedMessage<'_>) -> Self {
-        let headers = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|hd| (hd.key.to_owned(), hd.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Self {
-            topic: m.topic().to_owned(),
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key().map(<[u8]>::to_vec),
-            value: m.payload().map(<[u8]>::to_vec),
-            headers,
-            timestamp_ms: m.timestamp().to_millis(),
-            received: Instant::now(),
-        }
-    }
-
     /// The value of header `name` as UTF-8, if present and valid.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

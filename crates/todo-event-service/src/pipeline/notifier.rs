@@ -1,7 +1,7 @@
 //! Webhook notifications on `task.completed`: one POST of the event's JSON to
 //! each configured URL, deduplicated in Redis (or in Postgres:
 //! [`DedupStore`]). A refused notification is not retried here: its event is
-//! parked and retried with backoff with its key (`consumer::parking`).
+//! parked and retried with backoff with its key (`pipeline::parking`).
 //!
 //! Deduplication per (event, URL) with `SET NX` and an expiry, in two steps:
 //! a short claim (`SET key pending NX PX claim_ttl`) before the POST, so two
@@ -9,7 +9,7 @@
 //! `done` with the long TTL once the receiver answered 2xx. A redelivered event
 //! finds `done` and sends nothing. Redis being down is not the event's fault:
 //! the notifier waits for it (the Postgres handlers carry on meanwhile, see
-//! `consumer::partition`), and never dead-letters for it.
+//! `intake::kafka`), and never dead-letters for it.
 
 use std::time::Duration;
 
@@ -17,8 +17,8 @@ use super::dedup::{Claim, DedupStore, StoreDown};
 use todo_events::{ContentType, Event};
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::dlq::Failure;
-use crate::consumer::retry::{sleep_or_cancel, Backoff};
+use crate::pipeline::dead_letter::Failure;
+use crate::retry::{sleep_or_cancel, Backoff};
 use crate::Cancelled;
 
 /// Error class of a notification the receiver kept refusing.
@@ -78,7 +78,7 @@ impl Notifier {
 
     /// Notifies every URL of `event`, one attempt each; a URL notified before
     /// is skipped. `Err` names the URLs that refused: the caller parks the
-    /// event and retries it later (see `consumer::parking`).
+    /// event and retries it later (see `pipeline::parking`).
     #[tracing::instrument(skip_all, fields(event_id = %event.event_id, correlation_id = %event.correlation_id, task_id = event.task_id()))]
     pub async fn notify(
         &self,

@@ -10,18 +10,16 @@
 
 use std::time::Duration;
 
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
 use todo_events::headers::{
     self, DLQ_ATTEMPTS, DLQ_CONSUMER_GROUP, DLQ_ERROR_CLASS, DLQ_ERROR_MESSAGE,
     DLQ_FIRST_FAILED_AT, DLQ_LAST_FAILED_AT, DLQ_MAX_ERROR_MESSAGE_BYTES, DLQ_MAX_HEADER_BYTES,
     DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_TIMESTAMP, DLQ_ORIGINAL_TOPIC,
 };
-use todo_kafka::Producer;
+use todo_kafka::{Outgoing, Producer};
 use tokio_util::sync::CancellationToken;
 
-use super::record::Record;
-use super::retry::{sleep_or_cancel, Backoff};
+use crate::record::Record;
+use crate::retry::{sleep_or_cancel, Backoff};
 use crate::Cancelled;
 
 /// Why a record is dead-lettered.
@@ -70,20 +68,6 @@ impl DeadLetters {
         }
     }
 
-    /// The headers of the dead letter of `record`, failing now.
-    pub fn headers(&self, record: &Record, failure: &Failure) -> OwnedHeaders {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let list = dead_letter_headers(record, failure, &self.group, now_ms);
-        let mut h = OwnedHeaders::new_with_capacity(list.len());
-        for (k, v) in &list {
-            h = h.insert(Header {
-                key: k,
-                value: v.as_deref(),
-            });
-        }
-        h
-    }
-
     /// Sends the dead letter and waits for Kafka's acknowledgement, retrying
     /// for as long as Kafka refuses (an outage is never a reason to drop it).
     pub async fn send(
@@ -94,16 +78,19 @@ impl DeadLetters {
     ) -> Result<(), Cancelled> {
         let mut attempt = 0;
         loop {
-            let mut fr: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&self.topic).headers(self.headers(record, failure));
-            if let Some(k) = &record.key {
-                fr = fr.key(k.as_slice());
-            }
-            if let Some(v) = &record.value {
-                fr = fr.payload(v.as_slice());
-            }
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let headers = dead_letter_headers(record, failure, &self.group, now_ms);
+            let out = Outgoing {
+                topic: &self.topic,
+                key: record.key.as_deref(),
+                value: record.value.as_deref(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_deref()))
+                    .collect(),
+            };
             let sent = tokio::select! {
-                r = self.producer.send(fr, Duration::from_secs(30)) => r,
+                r = todo_kafka::send(&self.producer, out, Duration::from_secs(30)) => r,
                 _ = cancel.cancelled() => return Err(Cancelled),
             };
             match sent {
@@ -116,7 +103,7 @@ impl DeadLetters {
                     crate::metrics::dead_lettered(&failure.class);
                     return Ok(());
                 }
-                Err((e, _)) => {
+                Err(e) => {
                     attempt += 1;
                     crate::metrics::outage_retry("kafka");
                     tracing::warn!(error = %e, attempt, "could not write to the dead-letter topic; retrying");

@@ -11,10 +11,11 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -22,10 +23,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::lag::Progress;
-use super::parking::{self, ParkingLot};
-use super::record::Record;
 use super::Ctx;
-use crate::handlers::Processor;
+use crate::pipeline::parking::{self, ParkingLot};
+use crate::pipeline::Processor;
+use crate::record::Record;
 use crate::Cancelled;
 
 /// Most `task.completed` events whose webhooks may be pending before the
@@ -183,7 +184,7 @@ fn read_batch(queue: &PartitionQueue<Ctx>, max: usize) -> Vec<Record> {
     let mut batch = Vec::new();
     while batch.len() < max {
         match queue.poll(Duration::ZERO) {
-            Some(Ok(m)) => batch.push(Record::from_message(&m)),
+            Some(Ok(m)) => batch.push(record_of(&m)),
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "error reading the partition");
                 break;
@@ -260,5 +261,27 @@ fn store(consumer: &BaseConsumer<Ctx>, topic: &str, partition: i32, next: i64) {
         // After a revoke the partition is no longer ours; its new owner resumes
         // from the last commit and redelivery changes nothing.
         tracing::debug!(error = %e, topic, partition, next, "offset not stored");
+    }
+}
+
+/// Copies `m` out of librdkafka's buffers.
+fn record_of(m: &BorrowedMessage<'_>) -> Record {
+    let headers = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|hd| (hd.key.to_owned(), hd.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Record {
+        topic: m.topic().to_owned(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        headers,
+        timestamp_ms: m.timestamp().to_millis(),
+        received: Instant::now(),
     }
 }

@@ -31,9 +31,9 @@ use todo_dapr::subscribe::{self, BulkDelivery, BulkEntry, Status};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::parking::{self, ParkingLot};
-use super::record::Record;
-use crate::handlers::Processor;
+use crate::pipeline::parking::{self, ParkingLot};
+use crate::pipeline::Processor;
+use crate::record::Record;
 
 /// The route Dapr posts deliveries to.
 pub const EVENTS_ROUTE: &str = "/dapr/events";

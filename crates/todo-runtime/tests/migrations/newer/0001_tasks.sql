@@ -1,0 +1,1 @@
+CREATE TABLE rollback_probe (id BIGINT PRIMARY KEY);

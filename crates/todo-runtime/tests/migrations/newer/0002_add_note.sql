@@ -1,0 +1,1 @@
+ALTER TABLE rollback_probe ADD COLUMN note TEXT;
