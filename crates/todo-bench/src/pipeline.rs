@@ -36,9 +36,7 @@ pub async fn mark(backend: &PgPool, events: &PgPool, correlation_id: Uuid) -> Re
     let outbox_after_id: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM outbox")
         .fetch_one(backend)
         .await?;
-    let audit_after_id: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM audit_log")
-        .fetch_one(events)
-        .await?;
+    let audit_after_id = todo_audit::log::last_row_id(events).await?;
     let t0: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
         .fetch_one(backend)
         .await?;
@@ -59,12 +57,8 @@ pub async fn counts(backend: &PgPool, events: &PgPool, m: &RunMarks) -> Result<(
     .bind(m.correlation_id)
     .fetch_one(backend)
     .await?;
-    let processed: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE id > $1 AND correlation_id = $2")
-            .bind(m.audit_after_id)
-            .bind(m.correlation_id)
-            .fetch_one(events)
-            .await?;
+    let processed =
+        todo_audit::log::count_after(events, m.audit_after_id, m.correlation_id).await?;
     Ok((produced, published, processed))
 }
 
@@ -115,15 +109,11 @@ pub async fn fetch(backend: &PgPool, events: &PgPool, m: &RunMarks) -> Result<Ve
     .bind(m.correlation_id)
     .fetch_all(backend)
     .await?;
-    let audit: HashMap<Uuid, DateTime<Utc>> = sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(
-        "SELECT event_id, processed_at FROM audit_log WHERE id > $1 AND correlation_id = $2",
-    )
-    .bind(m.audit_after_id)
-    .bind(m.correlation_id)
-    .fetch_all(events)
-    .await?
-    .into_iter()
-    .collect();
+    let audit: HashMap<Uuid, DateTime<Utc>> =
+        todo_audit::log::processed_after(events, m.audit_after_id, m.correlation_id)
+            .await?
+            .into_iter()
+            .collect();
     let secs = |t: DateTime<Utc>| (t - m.t0).num_microseconds().unwrap_or(0) as f64 / 1e6;
     Ok(outbox
         .into_iter()

@@ -10,7 +10,6 @@
 
 pub mod config;
 pub mod console;
-pub mod dead_letters;
 pub mod error;
 pub mod intake;
 pub mod metrics;

@@ -82,15 +82,6 @@ struct TaskRow {
     version: i64,
 }
 
-#[derive(sqlx::FromRow)]
-struct ProjectionRow {
-    task_id: i64,
-    title: Option<String>,
-    status: Option<String>,
-    deleted: bool,
-    task_version: Option<i64>,
-}
-
 /// One reconciliation pass.
 pub async fn reconcile(backend: &PgPool, events: &PgPool) -> Result<Report, sqlx::Error> {
     let expected: HashSet<Uuid> = sqlx::query_scalar("SELECT event_id FROM outbox")
@@ -102,14 +93,9 @@ pub async fn reconcile(backend: &PgPool, events: &PgPool) -> Result<Report, sqlx
         sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
             .fetch_one(backend)
             .await?;
-    let audited: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM audit_log")
-        .fetch_all(events)
-        .await?;
+    let audited = todo_audit::log::event_ids(events).await?;
     let audited_set: HashSet<Uuid> = audited.iter().copied().collect();
-    let counted: i64 =
-        sqlx::query_scalar("SELECT COALESCE(sum(count), 0)::bigint FROM event_counts_hourly")
-            .fetch_one(events)
-            .await?;
+    let counted = todo_audit::log::analytics_total(events).await?;
     let duplicated_effects =
         (audited.len() - audited_set.len()) as i64 + (counted - audited.len() as i64).max(0);
     let mut missing: Vec<Uuid> = expected.difference(&audited_set).copied().collect();
@@ -118,14 +104,12 @@ pub async fn reconcile(backend: &PgPool, events: &PgPool) -> Result<Report, sqlx
     let tasks: Vec<TaskRow> = sqlx::query_as("SELECT id, title, status, version FROM tasks")
         .fetch_all(backend)
         .await?;
-    let projection: HashMap<i64, ProjectionRow> = sqlx::query_as::<_, ProjectionRow>(
-        "SELECT task_id, title, status, deleted, task_version FROM task_projection",
-    )
-    .fetch_all(events)
-    .await?
-    .into_iter()
-    .map(|p| (p.task_id, p))
-    .collect();
+    let projection: HashMap<i64, todo_audit::log::ProjectedTask> =
+        todo_audit::log::projection(events)
+            .await?
+            .into_iter()
+            .map(|p| (p.task_id, p))
+            .collect();
     let mut mismatched = Vec::new();
     let live: HashSet<i64> = tasks.iter().map(|t| t.id).collect();
     for t in &tasks {

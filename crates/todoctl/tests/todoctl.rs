@@ -330,10 +330,9 @@ async fn a_replay_and_a_discard_are_recorded_with_who_why_what_and_how_it_ended(
         serde_json::json!({"error_class": "a", "all": false})
     );
     // Each dead letter's disposition, with its event id.
-    let dispositions =
-        todo_event_service::store::dlq_actions::dispositions(&t.pool, &t.names.dlq())
-            .await
-            .unwrap();
+    let dispositions = todo_audit::dlq_actions::dispositions(&t.pool, &t.names.dlq())
+        .await
+        .unwrap();
     let event_ids: Vec<_> = dispositions.values().map(|d| d.event_id).collect();
     assert_eq!(dispositions.len(), 2);
     assert!(event_ids.contains(&Some(a_id)) && event_ids.contains(&Some(b_id)));
@@ -461,10 +460,9 @@ async fn replay_all_replays_again_and_the_history_keeps_both_actions() {
     assert_eq!(history.len(), 2);
     assert_eq!(history[0]["selection"]["all"], true);
     assert_eq!(history[1]["selection"]["all"], false);
-    let dispositions =
-        todo_event_service::store::dlq_actions::dispositions(&t.pool, &t.names.dlq())
-            .await
-            .unwrap();
+    let dispositions = todo_audit::dlq_actions::dispositions(&t.pool, &t.names.dlq())
+        .await
+        .unwrap();
     assert_eq!(dispositions.len(), 1);
     assert_eq!(
         serde_json::json!(dispositions.values().next().unwrap().action_id),

@@ -1,7 +1,7 @@
 //! The dead letters: each with where it failed, why, and its payload decoded
 //! (or its raw bytes); replay one, or every pending one of an error class,
 //! with the admin token. A replay is the same audited action as
-//! `todoctl dlq replay` (`crate::dead_letters::act`), recorded with the
+//! `todoctl dlq replay` (`todo_audit::dead_letters::act`), recorded with the
 //! actor `console`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,10 +17,10 @@ use todo_kafka::{ReadRecord, TopicNames};
 
 use super::pages::{error_page, layout, Tab};
 use super::Console;
-use crate::dead_letters::{self as ops, Request};
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
-use crate::store::dlq_actions::{self, Action, Actor, Disposition, Reason};
+use todo_audit::dead_letters::{self as ops, Request};
+use todo_audit::dlq_actions::{self, Action, Actor, Disposition, Reason};
 
 /// What is shown of a payload: its event as JSON, or why it does not decode
 /// and its bytes.

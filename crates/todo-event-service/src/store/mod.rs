@@ -2,7 +2,6 @@
 //! in one transaction ([`apply_batch`]), and the queries of the read API.
 
 pub mod console;
-pub mod dlq_actions;
 pub mod parking;
 pub mod projection;
 mod queries;

@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use anyhow::Context;
-use todo_event_service::dead_letters;
-use todo_event_service::store::dlq_actions::{self, Action, Actor, Reason};
+use todo_audit::dead_letters;
+use todo_audit::dlq_actions::{self, Action, Actor, Reason};
 use todo_kafka::{KafkaArgs, TopicNames};
 
 use super::select::{Filter, State};

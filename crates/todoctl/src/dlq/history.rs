@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use todo_event_service::store::dlq_actions;
+use todo_audit::dlq_actions;
 
 /// Prints the latest `limit` actions, as text or as one JSON array.
 pub(super) async fn run(

@@ -2,7 +2,7 @@
 //! them; replay them to the topics they came from, or discard them, each
 //! action recorded with who, why and how it ended; and the history of those
 //! actions. The record lives in the event service's database
-//! (`todo_event_service::store::dlq_actions`); it is also what tells a
+//! (`todo_audit::dlq_actions`); it is also what tells a
 //! replay which dead letters are still pending.
 
 mod act;
@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
-use todo_event_service::store::dlq_actions::{self, Disposition, DispositionKind};
+use todo_audit::dlq_actions::{self, Disposition, DispositionKind};
 use todo_kafka::{KafkaArgs, TopicNames};
 
 use todo_kafka::ReadRecord;
@@ -182,5 +182,5 @@ async fn load_dispositions(
 
 /// Every record of the DLQ topic up to its current end.
 async fn read(kafka: &KafkaArgs) -> anyhow::Result<Vec<ReadRecord>> {
-    todo_event_service::dead_letters::read_all(kafka).await
+    todo_audit::dead_letters::read_all(kafka).await
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use todo_event_service::store::dlq_actions::{Disposition, DispositionKind};
+use todo_audit::dlq_actions::{Disposition, DispositionKind};
 use todo_events::headers;
 use todo_kafka::TopicNames;
 

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::producer::FutureProducer;
 use todo_events::headers;
 use todo_kafka::{KafkaArgs, Outgoing, ProducerArgs, ReadRecord};
 
@@ -33,7 +32,7 @@ pub async fn republish(
         })?;
         originals.push(original);
     }
-    let producer: FutureProducer = kafka.producer_config(&ProducerArgs::default())?.create()?;
+    let producer = todo_kafka::producer(&kafka.producer_config(&ProducerArgs::default())?)?;
     let producer = &producer;
     let mut sends = Vec::with_capacity(records.len());
     for (r, original) in records.iter().zip(originals) {

@@ -1,6 +1,6 @@
 //! Operating on the dead letters: reading the dead-letter topic, replaying or
 //! discarding a selection of it, and recording each action with who, why and
-//! how it ended (`store::dlq_actions`). Used by `todoctl dlq` and the console,
+//! how it ended ([`crate::dlq_actions`]). Used by `todoctl dlq` and the console,
 //! so both act the same way.
 
 mod replay;
@@ -12,7 +12,7 @@ use todo_kafka::{KafkaArgs, ReadRecord, TopicNames};
 
 pub use replay::republish;
 
-use crate::store::dlq_actions::{self, Action, Actor, DeadLetterRef, NewAction, Outcome, Reason};
+use crate::dlq_actions::{self, Action, Actor, DeadLetterRef, NewAction, Outcome, Reason};
 
 /// Every record of the dead-letter topic up to its current end.
 pub async fn read_all(kafka: &KafkaArgs) -> anyhow::Result<Vec<ReadRecord>> {
