@@ -95,18 +95,15 @@ start() {
   local port
   port=$(grep -o "HTTP_ADDR=127.0.0.1:[0-9]*" <<<"$*" | cut -d: -f2)
   [ -n "$port" ] || port=$(free_port 18080)
-  (
+  local log=$OUT/$CHAOS_RUN.$name.log pid
+  pid=$(
     # shellcheck disable=SC2163 # each argument is one VAR=VALUE
     export HTTP_ADDR=127.0.0.1:$port "$@"
-    nohup setsid "$BIN/$bin" >>"$OUT/$CHAOS_RUN.$name.log" 2>&1 </dev/null &
-    echo "$name $!" >>"$OUT/$CHAOS_RUN.procs"
-    disown $!
+    launch_detached "$log" "$BIN/$bin"
   )
+  echo "$name $pid" >>"$OUT/$CHAOS_RUN.procs"
   echo "$port" >"$OUT/$CHAOS_RUN.$name.port"
-  wait_for 60 "$name" curl -fsS -m 1 "http://127.0.0.1:$port/health" || {
-    tail -5 "$OUT/$CHAOS_RUN.$name.log" >&2
-    return 1
-  }
+  wait_healthy "$name" "http://127.0.0.1:$port/health" "$log"
 }
 
 # restart NAME BINARY: the same service on the same port, after a kill.
@@ -137,7 +134,7 @@ start_sidecar() {
   read -r app app_port p1 p2 p3 p4 <"$ports"
   pid=$(daprd_launch "$app" "$app_port" "$p1" "$p2" "$p3" "$p4" "$dir" "$OUT/$CHAOS_RUN.$name.log")
   echo "$name $pid" >>"$OUT/$CHAOS_RUN.procs"
-  wait_for 60 "$name" curl -fsS -o /dev/null -m 1 "http://127.0.0.1:$p1/v1.0/healthz/outbound"
+  wait_healthy "$name" "http://127.0.0.1:$p1/v1.0/healthz/outbound" "$OUT/$CHAOS_RUN.$name.log"
 }
 
 sidecar_http_port() { cut -d' ' -f3 "$OUT/$CHAOS_RUN.$1.ports"; }
@@ -347,9 +344,7 @@ scenario_redis-down() {
   local hook_port hooks=$OUT/$CHAOS_RUN.webhooks
   hook_port=$(free_port 18300)
   : >"$hooks"
-  nohup setsid python3 "$ROOT/ops/chaos/webhook-receiver.py" "$hook_port" "$hooks" >/dev/null 2>&1 </dev/null &
-  echo "webhooks $!" >>"$OUT/$CHAOS_RUN.procs"
-  disown $!
+  echo "webhooks $(launch_detached /dev/null python3 "$ROOT/ops/chaos/webhook-receiver.py" "$hook_port" "$hooks")" >>"$OUT/$CHAOS_RUN.procs"
   start_backend backend && start_event_service es "WEBHOOK_URLS=http://127.0.0.1:$hook_port/hook" || return 1
   load_start backend
   at 5
@@ -383,9 +378,7 @@ scenario_poisoned-key() {
   local LOAD_S=55 hook_port hooks=$OUT/$CHAOS_RUN.webhooks
   hook_port=$(free_port 18300)
   : >"$hooks"
-  nohup setsid python3 "$ROOT/ops/chaos/webhook-receiver.py" "$hook_port" "$hooks" 15 30 >/dev/null 2>&1 </dev/null &
-  echo "webhooks $!" >>"$OUT/$CHAOS_RUN.procs"
-  disown $!
+  echo "webhooks $(launch_detached /dev/null python3 "$ROOT/ops/chaos/webhook-receiver.py" "$hook_port" "$hooks" 15 30)" >>"$OUT/$CHAOS_RUN.procs"
   start_backend backend &&
     start_event_service es "WEBHOOK_URLS=http://127.0.0.1:$hook_port/hook" \
       RETRY_ATTEMPTS=40 RETRY_BASE_MS=200 RETRY_CAP_MS=2000 || return 1

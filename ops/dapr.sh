@@ -175,7 +175,7 @@ dapr_render_resources_to() {
 # one daprd in the background, every port on 127.0.0.1; prints its pid.
 daprd_launch() {
   # No placement or scheduler service: daprd only warns (no actors, no jobs).
-  nohup setsid "$DAPRD" \
+  launch_detached "$8" "$DAPRD" \
     --mode standalone \
     --app-id "$1" \
     --app-port "$2" \
@@ -191,9 +191,7 @@ daprd_launch() {
     --dapr-public-listen-address 127.0.0.1 \
     --resources-path "$7" \
     --config "$ROOT/deploy/dapr/configuration.yaml" \
-    --log-level info \
-    >>"$8" 2>&1 </dev/null &
-  echo $!
+    --log-level info
 }
 
 # --------------------------------------------------------------- processes

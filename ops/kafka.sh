@@ -130,9 +130,7 @@ kafka_launch() {
   log=$(kafka_log "$n")
   [ -f "$log" ] && mv "$log" "$log.1"
   say "starting kafka-$n on 127.0.0.1:$(kafka_broker_port "$n") ($(kafka_mode))"
-  # setsid: the broker outlives the shell that started it.
-  nohup setsid "${KAFKA_JAVA[@]}" kafka.Kafka "$(kafka_node_dir "$n")/server.properties" >"$log" 2>&1 </dev/null &
-  echo $! >"$(kafka_pidfile "$n")"
+  launch_detached "$log" "${KAFKA_JAVA[@]}" kafka.Kafka "$(kafka_node_dir "$n")/server.properties" >"$(kafka_pidfile "$n")"
 }
 
 kafka_wait() {

@@ -104,6 +104,26 @@ wait_for() {
   done
 }
 
+# launch_detached LOG COMMAND...: starts COMMAND in a session of its own (it
+# outlives this shell, and a signal to this shell's group does not reach it),
+# with this shell's environment, its output appended to LOG; prints its pid.
+# Every process of the stack and of the chaos suite starts here.
+launch_detached() {
+  local log=$1
+  shift
+  nohup setsid "$@" >>"$log" 2>&1 </dev/null &
+  echo $!
+}
+
+# wait_healthy NAME URL LOG: waits up to 60 s for URL to answer 2xx; if it
+# does not, shows the tail of LOG and fails.
+wait_healthy() {
+  local name=$1 url=$2 log=$3
+  wait_for 60 "$name" curl -fsS -o /dev/null -m 2 "$url" && return 0
+  tail -20 "$log" >&2
+  return 1
+}
+
 # stop_pid NAME PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS.
 stop_pid() {
   local name=$1 pid=$2 secs=${3:-30}

@@ -97,13 +97,9 @@ service_start() {
     [ -f "$ROOT/.env" ] && set -a && . "$ROOT/.env" && set +a
     # After .env: --dapr means Dapr whatever .env says.
     if [ "$dapr" = 1 ]; then eval "$(dapr_service_env "$s")"; fi
-    nohup setsid "$bin" >"$log" 2>&1 </dev/null &
-    echo $! >"$(service_pidfile "$s")"
+    launch_detached "$log" "$bin" >"$(service_pidfile "$s")"
   )
-  wait_for 60 "$s" service_healthy "$s" || {
-    tail -20 "$log" >&2
-    die "$s did not become healthy in 60s (see $log)"
-  }
+  wait_healthy "$s" "$(service_url "$s")/health" "$log" || die "$s did not become healthy in 60s (see $log)"
   if [ "$dapr" = 1 ]; then
     wait_for 30 "dapr-$s" dapr_healthy "dapr-$s" || warn "dapr-$s does not reach $s yet (see $LOGS/dapr-$s.log)"
   fi

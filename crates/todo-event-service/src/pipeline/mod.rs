@@ -293,7 +293,7 @@ impl Processor {
         };
         // NB: a lone event tried alone has failed already: it is not tried twice.
         let mut known = (ready.len() == 1 && parks.is_empty()).then_some(failed);
-        if known.is_none() {
+        if ready.len() > 1 {
             tracing::warn!(
                 events = ready.len(),
                 "a handler failed on the batch; applying its events one by one"
