@@ -13,7 +13,10 @@ use crate::auth::Auth;
 use crate::domain::{FieldError, TaskId};
 use crate::error::ApiError;
 use crate::outbox::Origin;
-use crate::startup::AppState;
+use crate::state::AppState;
+
+/// Largest request body accepted (413 above); `routes::router` applies it.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
 /// A JSON body, rejected with a problem document naming the field.
 pub struct AppJson<T>(pub T);
@@ -38,7 +41,7 @@ where
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge {
-                    limit: crate::startup::BODY_LIMIT_BYTES,
+                    limit: BODY_LIMIT_BYTES,
                 }
             } else {
                 ApiError::MalformedJson(rej.body_text())
@@ -124,7 +127,7 @@ impl<S: Send + Sync> FromRequestParts<S> for TaskIdPath {
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
 /// The request's correlation id: the caller's `X-Correlation-ID` when it is a
-/// UUID, otherwise a new UUID v4 (set by [`crate::telemetry::correlation_layer`]).
+/// UUID, otherwise a new UUID v4 (set by the correlation layer of `telemetry`).
 #[derive(Clone, Copy, Debug)]
 pub struct CorrelationId(pub Uuid);
 

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 

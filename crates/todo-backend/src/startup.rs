@@ -8,10 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::DefaultBodyLimit;
-use axum::response::IntoResponse;
 use axum::Router;
-use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use todo_kafka::TopicNames;
 use todo_runtime::db::Schema;
@@ -27,37 +24,9 @@ use crate::outbox::publish::{Publisher, Transport};
 use crate::outbox::relay::Relay;
 use crate::outbox::EventWriter;
 use crate::routes;
-use crate::store::batched_writes::{Changes, Creates, Deletes};
+use crate::state::AppState;
 use crate::store::batcher::Batcher;
 use crate::store::tasks::TaskIds;
-
-/// Largest request body accepted (413 above).
-pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// The database.
-    pub pool: PgPool,
-    /// Writes outbox rows.
-    pub events: EventWriter,
-    /// Ids for new tasks.
-    pub task_ids: Arc<TaskIds>,
-    /// Writes new tasks (group commit).
-    pub creates: Batcher<Creates>,
-    /// Writes changes to tasks (group commit).
-    pub changes: Batcher<Changes>,
-    /// Deletes tasks (group commit).
-    pub deletes: Batcher<Deletes>,
-    /// JWT verification when authentication is on.
-    pub auth: Option<Arc<Auth>>,
-    /// Metrics exposition.
-    pub metrics: PrometheusHandle,
-    /// PostgreSQL: reached and migrated yet?
-    pub database: Dependency,
-    /// Kafka: reached and topics provisioned yet? (The API does not need it.)
-    pub kafka: Dependency,
-}
 
 /// The migrations, embedded.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -176,28 +145,7 @@ impl Application {
             database: database.clone(),
             kafka: kafka.clone(),
         };
-        let tasks = todo_runtime::http::when_up(routes::tasks::router(), database.clone(), || {
-            crate::error::ApiError::NotConnected.into_response()
-        });
-        let router = Router::new()
-            .merge(tasks)
-            .merge(routes::health::router())
-            .merge(routes::openapi::router())
-            .layer(axum::middleware::from_fn(
-                crate::telemetry::correlation_layer,
-            ))
-            .layer(axum::middleware::from_fn(
-                todo_runtime::trace::request_layer,
-            ))
-            .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-            .with_state(state);
-        // Outermost: an unknown path's 404 and a timeout's 503 are problem
-        // documents too, like every other error answer.
-        let router = todo_runtime::http::with_common_layers(
-            router,
-            Duration::from_millis(config.request_timeout_ms),
-        )
-        .layer(axum::middleware::from_fn(todo_api::bare_errors_as_problems));
+        let router = routes::router(state, Duration::from_millis(config.request_timeout_ms));
         Ok(Self {
             listener,
             router,

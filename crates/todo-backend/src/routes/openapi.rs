@@ -6,7 +6,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{HeaderBuilder, ObjectBuilder, RefOr, Schema, Type};
 use utoipa::{Modify, OpenApi};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The API description.
 #[derive(OpenApi)]

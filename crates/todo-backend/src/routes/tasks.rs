@@ -21,7 +21,7 @@ use crate::domain::{now, status_schema, FieldError, Task, TaskDescription, TaskT
 use crate::error::{ApiError, Problem, Result};
 use crate::extract::{AppJson, CurrentUser, TaskIdPath};
 use crate::outbox::{payloads, Origin};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::tasks as store;
 
 /// Largest page `GET /tasks` returns.
