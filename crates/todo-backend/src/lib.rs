@@ -10,6 +10,7 @@ pub mod extract;
 pub mod metrics;
 pub mod outbox;
 pub mod routes;
+pub mod service;
 pub mod startup;
 pub mod state;
 pub mod store;

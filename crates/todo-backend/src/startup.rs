@@ -24,9 +24,8 @@ use crate::outbox::publish::{Publisher, Transport};
 use crate::outbox::relay::Relay;
 use crate::outbox::EventWriter;
 use crate::routes;
+use crate::service::tasks::{Tasks, WriteSettings};
 use crate::state::AppState;
-use crate::store::batcher::Batcher;
-use crate::store::tasks::TaskIds;
 
 /// The migrations, embedded.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -132,11 +131,15 @@ impl Application {
 
         let state = AppState {
             pool: pool.clone(),
-            events,
-            task_ids: Arc::new(TaskIds::new(config.task_id_block)),
-            creates: Batcher::start(pool.clone(), config.batch_writers, config.batch_max),
-            changes: Batcher::start(pool.clone(), config.batch_writers, config.batch_max),
-            deletes: Batcher::start(pool.clone(), config.batch_writers, config.batch_max),
+            tasks: Tasks::new(
+                pool.clone(),
+                events,
+                WriteSettings {
+                    id_block: config.task_id_block,
+                    writers: config.batch_writers,
+                    max_batch: config.batch_max,
+                },
+            ),
             auth: config
                 .jwt_hs256_secret
                 .as_ref()

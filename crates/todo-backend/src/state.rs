@@ -8,26 +8,15 @@ use sqlx::PgPool;
 use todo_runtime::dependency::Dependency;
 
 use crate::auth::Auth;
-use crate::outbox::EventWriter;
-use crate::store::batched_writes::{Changes, Creates, Deletes};
-use crate::store::batcher::Batcher;
-use crate::store::tasks::TaskIds;
+use crate::service::tasks::Tasks;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// The database.
+    /// The database (for readiness).
     pub pool: PgPool,
-    /// Writes outbox rows.
-    pub events: EventWriter,
-    /// Ids for new tasks.
-    pub task_ids: Arc<TaskIds>,
-    /// Writes new tasks (group commit).
-    pub creates: Batcher<Creates>,
-    /// Writes changes to tasks (group commit).
-    pub changes: Batcher<Changes>,
-    /// Deletes tasks (group commit).
-    pub deletes: Batcher<Deletes>,
+    /// The task use cases.
+    pub tasks: Tasks,
     /// JWT verification when authentication is on.
     pub auth: Option<Arc<Auth>>,
     /// Metrics exposition.

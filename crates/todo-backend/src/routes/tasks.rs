@@ -1,9 +1,5 @@
-//! `/tasks`: every change writes the task and its outbox event in one
-//! statement (so one transaction and one round trip), then answers; Kafka is
-//! never on the request path. Changes to an existing task read it, compute
-//! the new version and write it only if the task is still at the version
-//! read (optimistic concurrency), retrying when another change got there
-//! first.
+//! `/tasks`: each handler parses the request, calls one use case of
+//! `service::tasks` and maps its result to the answer.
 
 use std::collections::HashMap;
 
@@ -12,25 +8,22 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
-use todo_events::{Payload, TaskStatus};
+use todo_events::TaskStatus;
 use utoipa::{IntoParams, ToSchema};
 
 use todo_api::parse_decimal;
 
-use crate::domain::{now, status_schema, FieldError, Task, TaskDescription, TaskTitle};
+use crate::domain::{status_schema, FieldError, Task, TaskDescription, TaskTitle};
 use crate::error::{ApiError, Problem, Result};
 use crate::extract::{AppJson, CurrentUser, TaskIdPath};
-use crate::outbox::{payloads, Origin};
+use crate::outbox::Origin;
+use crate::service::tasks::{self as service, Edit};
 use crate::state::AppState;
-use crate::store::tasks as store;
 
 /// Largest page `GET /tasks` returns.
 pub const MAX_PAGE: i64 = 500;
 /// Page size when `limit` is not given.
 pub const DEFAULT_PAGE: i64 = 50;
-/// Reads and writes of one change before it gives up (409) because other
-/// changes to the same task kept landing between its read and its write.
-const MAX_ATTEMPTS: u32 = 8;
 
 /// The task routes.
 pub fn router() -> Router<AppState> {
@@ -174,14 +167,10 @@ pub async fn create_task(
         body.description.map(TaskDescription::parse).transpose(),
     )?;
 
-    let id = state.task_ids.next(&state.pool).await?;
-    let task = Task::new(id, &title, description.as_ref(), user.as_deref(), now());
-    let event = state
-        .events
-        .prepare(payloads::created(&task), origin)
-        .map_err(encode_error)?;
-    state.creates.write((task.clone(), event)).await?;
-    state.events.wake();
+    let task = state
+        .tasks
+        .create(user.as_deref(), origin, &title, description.as_ref())
+        .await?;
 
     let mut headers = HeaderMap::new();
     if let Ok(loc) = HeaderValue::from_str(&format!("/tasks/{}", task.id)) {
@@ -199,28 +188,40 @@ pub async fn list_tasks(
     CurrentUser(user): CurrentUser,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<TaskPage>> {
+    let query = parse_list_query(&params)?;
+    let page = state.tasks.list(user.as_deref(), query).await?;
+    Ok(Json(TaskPage {
+        items: page.items,
+        next_cursor: page.next_cursor.map(|id| id.to_string()),
+    }))
+}
+
+/// The query of `GET /tasks`, or every bad parameter at once.
+fn parse_list_query(params: &HashMap<String, String>) -> Result<service::ListQuery> {
     let mut errors = Vec::new();
-    let mut status = None;
-    let mut limit = DEFAULT_PAGE;
-    let mut after = 0i64;
-    for (k, v) in &params {
+    let mut query = service::ListQuery {
+        status: None,
+        after: 0,
+        limit: DEFAULT_PAGE,
+    };
+    for (k, v) in params {
         match k.as_str() {
             "status" => match v.parse::<TaskStatus>() {
-                Ok(s) => status = Some(s),
+                Ok(s) => query.status = Some(s),
                 Err(_) => errors.push(FieldError::new(
                     "status",
                     "must be `incomplete` or `complete`",
                 )),
             },
             "limit" => match parse_decimal(v, 19) {
-                Some(n) if (1..=MAX_PAGE).contains(&n) => limit = n,
+                Some(n) if (1..=MAX_PAGE).contains(&n) => query.limit = n,
                 _ => errors.push(FieldError::new(
                     "limit",
                     format!("must be an integer from 1 to {MAX_PAGE}"),
                 )),
             },
             "cursor" => match parse_decimal(v, CURSOR_DIGITS) {
-                Some(n) => after = n,
+                Some(n) => query.after = n,
                 _ => errors.push(FieldError::new(
                     "cursor",
                     "must be a next_cursor returned by this API",
@@ -232,18 +233,11 @@ pub async fn list_tasks(
             )),
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::BadRequest(errors));
-    }
-    let mut conn = state.pool.acquire().await?;
-    let mut items = store::list(&mut conn, user.as_deref(), status, after, limit + 1).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|t| t.id.to_string())
+    if errors.is_empty() {
+        Ok(query)
     } else {
-        None
-    };
-    Ok(Json(TaskPage { items, next_cursor }))
+        Err(ApiError::BadRequest(errors))
+    }
 }
 
 /// One task.
@@ -256,11 +250,7 @@ pub async fn get_task(
     CurrentUser(user): CurrentUser,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>> {
-    let mut conn = state.pool.acquire().await?;
-    store::get(&mut conn, id.get(), user.as_deref())
-        .await?
-        .map(Json)
-        .ok_or(ApiError::TaskNotFound(id.get()))
+    state.tasks.get(user.as_deref(), id).await.map(Json)
 }
 
 /// Change a task's title, description or status; publishes `task.updated`
@@ -292,25 +282,17 @@ pub async fn update_task(
             .map(|d| d.map(TaskDescription::parse).transpose())
             .transpose(),
     )?;
+    let edit = Edit {
+        title,
+        description,
+        status: body.status,
+    };
 
-    change_task(&state, id.get(), user.as_deref(), origin, |before| {
-        let new_title = title.as_ref().map_or(before.title.as_str(), |t| t.as_str());
-        let new_description = match &description {
-            Some(d) => d.as_ref().map(|d| d.as_str()),
-            None => before.description.as_deref(),
-        };
-        let new_status = body.status.unwrap_or(before.status());
-        if new_title == before.title
-            && new_description == before.description.as_deref()
-            && new_status == before.status()
-        {
-            return None;
-        }
-        let after = before.changed(new_title, new_description, new_status, now());
-        let payload = payloads::updated(before, &after);
-        Some((after, payload))
-    })
-    .await
+    state
+        .tasks
+        .update(user.as_deref(), origin, id, &edit)
+        .await
+        .map(Json)
 }
 
 /// Delete a task; publishes `task.deleted`.
@@ -325,18 +307,8 @@ pub async fn delete_task(
     origin: Origin,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<StatusCode> {
-    for _ in 0..MAX_ATTEMPTS {
-        let task = read(&state, id.get(), user.as_deref()).await?;
-        let event = state
-            .events
-            .prepare(payloads::deleted(&task, now()), origin)
-            .map_err(encode_error)?;
-        if state.deletes.write((task.id, task.version, event)).await? {
-            state.events.wake();
-            return Ok(StatusCode::NO_CONTENT);
-        }
-    }
-    Err(ApiError::Conflict(id.get()))
+    state.tasks.delete(user.as_deref(), origin, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Mark a task complete; publishes `task.completed` (already complete: 200, no event).
@@ -351,59 +323,9 @@ pub async fn complete_task(
     origin: Origin,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<Task>> {
-    change_task(&state, id.get(), user.as_deref(), origin, |before| {
-        if before.status() == TaskStatus::Complete {
-            return None;
-        }
-        let after = before.changed(
-            &before.title,
-            before.description.as_deref(),
-            TaskStatus::Complete,
-            now(),
-        );
-        let payload = payloads::completed(&after);
-        Some((after, payload))
-    })
-    .await
-}
-
-/// Reads the task, asks `next` for its new state and event (`None`: nothing
-/// changes, the task is answered as it is), and writes them if the task is
-/// still at the version read; otherwise reads again, up to [`MAX_ATTEMPTS`].
-async fn change_task(
-    state: &AppState,
-    id: i64,
-    user: Option<&str>,
-    origin: Origin,
-    next: impl Fn(&Task) -> Option<(Task, Payload)>,
-) -> Result<Json<Task>> {
-    for _ in 0..MAX_ATTEMPTS {
-        let before = read(state, id, user).await?;
-        let Some((after, payload)) = next(&before) else {
-            return Ok(Json(before));
-        };
-        let event = state
-            .events
-            .prepare(payload, origin)
-            .map_err(encode_error)?;
-        if state.changes.write((after.clone(), event)).await? {
-            state.events.wake();
-            return Ok(Json(after));
-        }
-    }
-    Err(ApiError::Conflict(id))
-}
-
-/// The task as the user may see it, or 404. The connection goes back to the
-/// pool before the write, which the batch writers make on their own.
-async fn read(state: &AppState, id: i64, user: Option<&str>) -> Result<Task> {
-    let mut conn = state.pool.acquire().await?;
-    store::get(&mut conn, id, user)
-        .await?
-        .ok_or(ApiError::TaskNotFound(id))
-}
-
-/// An event of ours that does not encode is a bug, not the client's fault.
-fn encode_error(e: todo_events::EncodeError) -> ApiError {
-    ApiError::Internal(e.into())
+    state
+        .tasks
+        .complete(user.as_deref(), origin, id)
+        .await
+        .map(Json)
 }
