@@ -87,14 +87,8 @@ pub async fn sample_outbox(
     cancel: tokio_util::sync::CancellationToken,
 ) {
     loop {
-        let row: Result<(i64, Option<f64>), _> = sqlx::query_as(
-            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8
-             FROM outbox WHERE published_at IS NULL",
-        )
-        .fetch_one(&pool)
-        .await;
-        if let Ok((depth, age)) = row {
-            outbox(depth, age.unwrap_or(0.0));
+        if let Ok(b) = todo_outbox::backlog::backlog(&pool).await {
+            outbox(b.depth, b.oldest_age_seconds);
         }
         tokio::select! {
             _ = cancel.cancelled() => return,

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use todo_backend::outbox::replay::{replay, Selection};
+use todo_outbox::replay::{replay, Selection};
 
 /// Options of `replay`: exactly one selection.
 #[derive(clap::Args, Debug)]

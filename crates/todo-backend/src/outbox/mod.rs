@@ -4,18 +4,15 @@
 pub mod payloads;
 pub mod publish;
 pub mod relay;
-pub mod replay;
 
 use std::sync::Arc;
 
 use todo_events::{ContentType, Event, EventVersion, Payload};
 use todo_kafka::TopicNames;
+use todo_outbox::write::NewEvent;
 use todo_runtime::trace::TraceContext;
 use tokio::sync::Notify;
 use uuid::Uuid;
-
-/// Channel the relay LISTENs on; other instances NOTIFY it.
-pub const NOTIFY_CHANNEL: &str = "todo_outbox";
 
 /// Writes events into the outbox; shared by every request handler.
 #[derive(Clone)]
@@ -88,13 +85,15 @@ impl EventWriter {
         }
         tracing::debug!(event_id = %event.event_id, event_type = %event.event_type(), task_id = event.payload.task_id(), "event prepared");
         Ok(Some(OutboxRow {
-            event_id: event.event_id,
-            event_type: event.event_type().as_str(),
-            topic: self.topics.for_event(event.event_type()),
-            key: event.key(),
-            payload,
-            headers: sqlx::types::Json(headers),
-            correlation_id,
+            event: NewEvent {
+                event_id: event.event_id,
+                event_type: event.event_type().as_str(),
+                topic: self.topics.for_event(event.event_type()),
+                key: event.key(),
+                payload,
+                headers: sqlx::types::Json(headers),
+                correlation_id,
+            },
             trace,
         }))
     }
@@ -119,25 +118,13 @@ impl Origin {
     }
 }
 
-/// One event, encoded, as the outbox stores it. The task id comes from the
-/// task row written by the same statement.
+/// One event, encoded, as the outbox stores it, and the request it comes from.
 #[derive(Debug)]
 pub struct OutboxRow {
-    /// The envelope's event id.
-    pub event_id: Uuid,
-    /// `task.created`, ...
-    pub event_type: &'static str,
-    /// The topic, prefix included.
-    pub topic: String,
-    /// The record key (the task id).
-    pub key: String,
-    /// The encoded event (JSON or Avro single-object).
-    pub payload: Vec<u8>,
-    /// Kafka headers as `[name, value]` pairs.
-    pub headers: sqlx::types::Json<Vec<[String; 2]>>,
-    /// The request's correlation id.
-    pub correlation_id: Uuid,
-    /// The request's span (also in `headers` as `traceparent`); the write
+    /// The row (the task id comes from the task row written by the same
+    /// statement).
+    pub event: NewEvent,
+    /// The request's span (also in the headers as `traceparent`); the write
     /// batch's span links to it.
     pub trace: Option<TraceContext>,
 }

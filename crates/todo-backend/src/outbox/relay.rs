@@ -13,33 +13,19 @@ use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
+use todo_outbox::relay::{self as sql, Unpublished};
+use todo_outbox::NOTIFY_CHANNEL;
 use todo_runtime::retry::Backoff;
 use todo_runtime::trace::{Attribute, Span, SpanKind, TraceContext};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::publish::{Acks, Outgoing, PublishError, Publisher};
-use super::NOTIFY_CHANNEL;
 use crate::config::RelayArgs;
 use crate::metrics as m;
 
 /// Advisory lock key of the relay: "todo-outbox-relay" as a number.
 pub const RELAY_LOCK_KEY: i64 = 0x746f_646f_7265_6c61;
-
-/// The columns of [`Row`].
-const ROW_COLUMNS: &str = "id, event_id, event_type, topic, key, payload, headers";
-
-/// One outbox row as the relay reads it.
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: i64,
-    event_id: uuid::Uuid,
-    event_type: String,
-    topic: String,
-    key: String,
-    payload: Vec<u8>,
-    headers: sqlx::types::Json<Vec<[String; 2]>>,
-}
 
 /// The relay task.
 pub struct Relay {
@@ -119,7 +105,7 @@ impl Relay {
                         // NB: NOTIFY outside the writer's transaction, and at most
                         // once per wake-up burst: NOTIFY inside every API
                         // transaction would serialize their commits.
-                        let _ = sqlx::query("SELECT pg_notify($1, '')").bind(NOTIFY_CHANNEL).execute(&self.pool).await;
+                        let _ = todo_outbox::notify(&self.pool).await;
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }
@@ -252,7 +238,7 @@ impl Relay {
 
     async fn prune_logged(&self) {
         let retention = Duration::from_secs(self.settings.retention_hours * 3600);
-        match prune(&self.pool, retention).await {
+        match sql::prune(&self.pool, retention).await {
             Ok(n) if n > 0 => {
                 tracing::info!(rows = n, "pruned published outbox rows past retention")
             }
@@ -272,21 +258,12 @@ impl Relay {
     /// have been written after it committed.
     async fn send_next_batch(&self, pipeline: &mut Pipeline) -> Result<bool, sqlx::Error> {
         let batch = self.settings.batch_size.max(1);
-        let rows: Vec<Row> = if pipeline.ids.is_empty() {
-            sqlx::query_as(&format!(
-                "SELECT {ROW_COLUMNS} FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
-            ))
-            .bind(batch)
-            .fetch_all(&self.pool)
-            .await?
+        let rows: Vec<Unpublished> = if pipeline.ids.is_empty() {
+            sql::first_unpublished(&self.pool, batch).await?
         } else {
             // Ids first (cheap), then only the rows not already in flight.
-            let ids: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-            )
-            .bind(batch + pipeline.ids.len() as i64)
-            .fetch_all(&self.pool)
-            .await?;
+            let ids =
+                sql::first_unpublished_ids(&self.pool, batch + pipeline.ids.len() as i64).await?;
             let new: Vec<i64> = ids
                 .into_iter()
                 .filter(|id| !pipeline.ids.contains(id))
@@ -294,12 +271,7 @@ impl Relay {
             if new.is_empty() {
                 return Ok(false);
             }
-            sqlx::query_as(&format!(
-                "SELECT {ROW_COLUMNS} FROM outbox WHERE id = ANY($1) AND published_at IS NULL ORDER BY id"
-            ))
-            .bind(&new)
-            .fetch_all(&self.pool)
-            .await?
+            sql::unpublished_of(&self.pool, &new).await?
         };
         let full = rows.len() as i64 >= batch;
         if rows.is_empty() {
@@ -373,16 +345,10 @@ impl Relay {
         }
         let marked = async {
             if !published.is_empty() {
-                sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-                    .bind(&published)
-                    .execute(&self.pool)
-                    .await?;
+                sql::mark_published(&self.pool, &published).await?;
             }
             if !failed.is_empty() {
-                sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1)")
-                    .bind(&failed)
-                    .execute(&self.pool)
-                    .await?;
+                sql::count_failed_attempt(&self.pool, &failed).await?;
             }
             Ok::<_, sqlx::Error>(())
         }
@@ -503,31 +469,6 @@ fn backoff(failures: u32, s: &RelayArgs) -> Duration {
         Duration::from_millis(s.backoff_cap_ms),
     )
     .delay(failures)
-}
-
-/// Deletes published rows older than `retention`, in chunks.
-pub async fn prune(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
-    let secs = retention.as_secs_f64();
-    let mut total = 0;
-    loop {
-        let n = sqlx::query(
-            "DELETE FROM outbox WHERE id IN (
-                 SELECT id FROM outbox
-                 WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)
-                   -- implied by the line above (a row is published after it
-                   -- is created); lets the BRIN index on created_at narrow the scan
-                   AND created_at < now() - make_interval(secs => $1)
-                 LIMIT 10000)",
-        )
-        .bind(secs)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        total += n;
-        if n < 10_000 {
-            return Ok(total);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,17 +2,19 @@
 //! changes (update and complete) and deletes, each with its outbox rows, any
 //! number of tasks per statement (a lone request is a batch of one).
 //!
+//! Each statement writes `tasks` and, through the CTEs `todo_outbox::write`
+//! provides, `outbox`: one statement, so the change and its event commit
+//! together in one round trip. The `tasks` part is here, the outbox part is
+//! todo-outbox's.
+//!
 //! Changes and deletes keep optimistic concurrency: a task is written only if
 //! it is still at the version its request read. Two requests for one task in
 //! one batch: the first (in queue order) is written, the other is reported
 //! as not applied and its request reads the task again.
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgArguments;
-use sqlx::query::QueryScalar;
-use sqlx::types::Json;
-use sqlx::{PgPool, Postgres};
-use uuid::Uuid;
+use sqlx::PgPool;
+use todo_outbox::write::{bind_events, NewEvent, EVENT_ROWS, INSERT_APPLIED_EVENTS, INSERT_EVENTS};
 
 use todo_runtime::trace::TraceContext;
 
@@ -43,18 +45,17 @@ impl BatchWrite for Creates {
     async fn write_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<()>> {
         let tasks = items.iter().map(|(t, _)| t);
         bind_events(
-            sqlx::query_scalar(&format!(
+            sqlx::query_scalar::<_, i32>(&format!(
                 "WITH t AS (
                      INSERT INTO tasks (id, title, description, status, user_id, created_at, updated_at, completed_at, version)
                      SELECT * FROM unnest($10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[],
                                           $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::bigint[])
                      RETURNING id),
                  {EVENT_ROWS},
-                 o AS (INSERT INTO outbox (event_id, event_type, topic, key, task_id, payload, headers, correlation_id)
-                       SELECT event_id, event_type, topic, key, task_id, payload, headers, correlation_id FROM e ORDER BY ord)
+                 {INSERT_EVENTS}
                  SELECT count(*)::int FROM t"
             )),
-            items.iter().map(|(t, e)| (t.id, e.as_ref())),
+            events(items.iter().map(|(t, e)| (t.id, e))),
         )
         .bind(tasks.clone().map(|t| t.id).collect::<Vec<_>>())
         .bind(tasks.clone().map(|t| t.title.as_str()).collect::<Vec<_>>())
@@ -97,9 +98,10 @@ impl BatchWrite for Changes {
                      FROM v WHERE tasks.id = v.id AND tasks.version = v.version - 1
                      RETURNING v.ord),
                  {EVENT_ROWS},
-                 {WRITE_APPLIED_EVENTS}"
+                 {INSERT_APPLIED_EVENTS}
+                 SELECT ord FROM t"
             )),
-            items.iter().map(|(t, e)| (t.id, e.as_ref())),
+            events(items.iter().map(|(t, e)| (t.id, e))),
         )
         .bind((0..items.len() as i32).collect::<Vec<_>>())
         .bind(tasks.clone().map(|t| t.id).collect::<Vec<_>>())
@@ -134,9 +136,10 @@ impl BatchWrite for Deletes {
                      ORDER BY id, ord),
                  t AS (DELETE FROM tasks USING v WHERE tasks.id = v.id AND tasks.version = v.version RETURNING v.ord),
                  {EVENT_ROWS},
-                 {WRITE_APPLIED_EVENTS}"
+                 {INSERT_APPLIED_EVENTS}
+                 SELECT ord FROM t"
             )),
-            items.iter().map(|(id, _, e)| (*id, e.as_ref())),
+            events(items.iter().map(|(id, _, e)| (*id, e))),
         )
         .bind((0..items.len() as i32).collect::<Vec<_>>())
         .bind(items.iter().map(|(id, _, _)| *id).collect::<Vec<_>>())
@@ -147,20 +150,6 @@ impl BatchWrite for Deletes {
     }
 }
 
-/// The events of a batch, bound by [`bind_events`], as the CTE `e`.
-const EVENT_ROWS: &str = "e AS (
-    SELECT * FROM unnest($1::int[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-                         $7::bytea[], $8::jsonb[], $9::uuid[])
-        AS e(ord, event_id, event_type, topic, key, task_id, payload, headers, correlation_id))";
-
-/// Writes the events of the batch positions `t` returns (the changes that
-/// applied) and returns those positions.
-const WRITE_APPLIED_EVENTS: &str = "o AS (
-    INSERT INTO outbox (event_id, event_type, topic, key, task_id, payload, headers, correlation_id)
-    SELECT e.event_id, e.event_type, e.topic, e.key, e.task_id, e.payload, e.headers, e.correlation_id
-    FROM e JOIN t ON t.ord = e.ord ORDER BY e.ord)
-SELECT ord FROM t";
-
 /// `true` at each position of `applied`.
 fn applied_flags(n: usize, applied: &[i32]) -> Vec<bool> {
     let mut flags = vec![false; n];
@@ -170,59 +159,9 @@ fn applied_flags(n: usize, applied: &[i32]) -> Vec<bool> {
     flags
 }
 
-/// Binds the events of a batch as `$1`..`$9`: position in the batch, event
-/// id, type, topic, key, task id, payload, headers, correlation id. Items
-/// without an event (events off) have no row.
-fn bind_events<'q>(
-    q: QueryScalar<'q, Postgres, i32, PgArguments>,
-    events: impl Iterator<Item = (i64, Option<&'q OutboxRow>)>,
-) -> QueryScalar<'q, Postgres, i32, PgArguments> {
-    let events: Vec<(i32, i64, &OutboxRow)> = events
-        .enumerate()
-        .filter_map(|(i, (task_id, e))| e.map(|e| (i as i32, task_id, e)))
-        .collect();
-    q.bind(events.iter().map(|(i, _, _)| *i).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| e.event_id)
-                .collect::<Vec<Uuid>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| e.event_type)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| e.topic.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| e.key.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(events.iter().map(|(_, id, _)| *id).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| e.payload.as_slice())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| &e.headers)
-                .collect::<Vec<&Json<Vec<[String; 2]>>>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| e.correlation_id)
-                .collect::<Vec<Uuid>>(),
-        )
+/// Each item's task id and event row, for [`bind_events`].
+fn events<'q>(
+    items: impl Iterator<Item = (i64, &'q Option<OutboxRow>)>,
+) -> impl Iterator<Item = (i64, Option<&'q NewEvent>)> {
+    items.map(|(id, e)| (id, e.as_ref().map(|e| &e.event)))
 }

@@ -138,12 +138,9 @@ async fn replaying_a_task_republishes_its_events_with_the_original_ids() {
     })
     .await;
 
-    let n = todo_backend::outbox::replay::replay(
-        &app.pool,
-        &todo_backend::outbox::replay::Selection::Task(id),
-    )
-    .await
-    .unwrap();
+    let n = todo_outbox::replay::replay(&app.pool, &todo_outbox::replay::Selection::Task(id))
+        .await
+        .unwrap();
 
     assert_eq!(n, 2);
     let all = app.read_events(4, Duration::from_secs(20)).await;

@@ -20,8 +20,8 @@ pub enum Selection {
     Task(i64),
 }
 
-/// Queues the selected, already published rows for publishing again;
-/// returns how many.
+/// Queues the selected, already published rows for publishing again and
+/// wakes the relay; returns how many.
 pub async fn replay(pool: &PgPool, selection: &Selection) -> Result<u64, sqlx::Error> {
     let q = match selection {
         Selection::Ids { from, to } => {
@@ -40,10 +40,7 @@ pub async fn replay(pool: &PgPool, selection: &Selection) -> Result<u64, sqlx::E
     };
     let n = q.execute(pool).await?.rows_affected();
     if n > 0 {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(super::NOTIFY_CHANNEL)
-            .execute(pool)
-            .await?;
+        crate::notify(pool).await?;
     }
     Ok(n)
 }

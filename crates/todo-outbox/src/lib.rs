@@ -1,0 +1,34 @@
+//! todo-outbox: the one place that holds SQL on the backend's `outbox`
+//! table. The backend writes events with [`write`] (inside its own task
+//! statements) and relays them with [`relay`]; `todoctl` replays them with
+//! [`replay`]; metrics, `todoctl verify` and the bench read them with
+//! [`backlog`] and [`read`]. [`tasks`] is the backend's `tasks` table as other
+//! programs read it.
+//!
+//! The table itself is defined by the backend's migrations
+//! (`crates/todo-backend/migrations`), which scripts and the Helm chart run.
+//! This crate links neither service.
+
+pub mod backlog;
+pub mod read;
+pub mod relay;
+pub mod replay;
+pub mod tasks;
+pub mod write;
+
+use sqlx::PgExecutor;
+
+/// Channel the active relay LISTENs on; writers in other processes and
+/// replays NOTIFY it.
+pub const NOTIFY_CHANNEL: &str = "todo_outbox";
+
+/// Tells the active relay, wherever it runs, that there are rows to publish.
+/// NB: call it outside a writer's transaction: NOTIFY takes a global lock at
+/// commit and would serialize the committing writers.
+pub async fn notify<'e>(db: impl PgExecutor<'e>) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(NOTIFY_CHANNEL)
+        .execute(db)
+        .await
+        .map(drop)
+}
