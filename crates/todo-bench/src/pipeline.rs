@@ -33,9 +33,7 @@ pub struct RunMarks {
 
 /// Records where the run starts.
 pub async fn mark(backend: &PgPool, events: &PgPool, correlation_id: Uuid) -> Result<RunMarks> {
-    let outbox_after_id: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM outbox")
-        .fetch_one(backend)
-        .await?;
+    let outbox_after_id = todo_outbox::read::last_id(backend).await?;
     let audit_after_id = todo_audit::log::last_row_id(events).await?;
     let t0: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
         .fetch_one(backend)
@@ -50,13 +48,9 @@ pub async fn mark(backend: &PgPool, events: &PgPool, correlation_id: Uuid) -> Re
 
 /// (events written to the outbox, of those published, events in the audit log).
 pub async fn counts(backend: &PgPool, events: &PgPool, m: &RunMarks) -> Result<(i64, i64, i64)> {
-    let (produced, published): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(published_at) FROM outbox WHERE id > $1 AND correlation_id = $2",
-    )
-    .bind(m.outbox_after_id)
-    .bind(m.correlation_id)
-    .fetch_one(backend)
-    .await?;
+    let (produced, published) =
+        todo_outbox::read::written_and_published(backend, m.outbox_after_id, m.correlation_id)
+            .await?;
     let processed =
         todo_audit::log::count_after(events, m.audit_after_id, m.correlation_id).await?;
     Ok((produced, published, processed))
@@ -100,15 +94,8 @@ pub struct EventTimes {
 
 /// Reads the run's events from both databases and joins them.
 pub async fn fetch(backend: &PgPool, events: &PgPool, m: &RunMarks) -> Result<Vec<EventTimes>> {
-    type OutboxRow = (Uuid, DateTime<Utc>, Option<DateTime<Utc>>, i32);
-    let outbox: Vec<OutboxRow> = sqlx::query_as(
-        "SELECT event_id, created_at, published_at, attempts FROM outbox
-         WHERE id > $1 AND correlation_id = $2",
-    )
-    .bind(m.outbox_after_id)
-    .bind(m.correlation_id)
-    .fetch_all(backend)
-    .await?;
+    let outbox =
+        todo_outbox::read::event_times(backend, m.outbox_after_id, m.correlation_id).await?;
     let audit: HashMap<Uuid, DateTime<Utc>> =
         todo_audit::log::processed_after(events, m.audit_after_id, m.correlation_id)
             .await?
@@ -117,11 +104,11 @@ pub async fn fetch(backend: &PgPool, events: &PgPool, m: &RunMarks) -> Result<Ve
     let secs = |t: DateTime<Utc>| (t - m.t0).num_microseconds().unwrap_or(0) as f64 / 1e6;
     Ok(outbox
         .into_iter()
-        .map(|(id, created, published, attempts)| EventTimes {
-            created: secs(created),
-            published: published.map(secs),
-            processed: audit.get(&id).copied().map(secs),
-            attempts,
+        .map(|o| EventTimes {
+            created: secs(o.created_at),
+            published: o.published_at.map(secs),
+            processed: audit.get(&o.event_id).copied().map(secs),
+            attempts: o.attempts,
         })
         .collect())
 }

@@ -155,10 +155,7 @@ pub async fn scrape(http: &reqwest::Client, url: &str) -> Option<Vec<PromSample>
 
 /// Outbox rows not yet published.
 pub async fn outbox_depth(pool: &PgPool) -> Option<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(pool)
-        .await
-        .ok()
+    todo_outbox::backlog::unpublished_count(pool).await.ok()
 }
 
 impl Sources {

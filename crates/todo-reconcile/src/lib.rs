@@ -74,25 +74,13 @@ impl Report {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct TaskRow {
-    id: i64,
-    title: String,
-    status: String,
-    version: i64,
-}
-
 /// One reconciliation pass.
 pub async fn reconcile(backend: &PgPool, events: &PgPool) -> Result<Report, sqlx::Error> {
-    let expected: HashSet<Uuid> = sqlx::query_scalar("SELECT event_id FROM outbox")
-        .fetch_all(backend)
+    let expected: HashSet<Uuid> = todo_outbox::read::event_ids(backend)
         .await?
         .into_iter()
         .collect();
-    let unpublished: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(backend)
-            .await?;
+    let unpublished = todo_outbox::backlog::unpublished_count(backend).await?;
     let audited = todo_audit::log::event_ids(events).await?;
     let audited_set: HashSet<Uuid> = audited.iter().copied().collect();
     let counted = todo_audit::log::analytics_total(events).await?;
@@ -101,9 +89,7 @@ pub async fn reconcile(backend: &PgPool, events: &PgPool) -> Result<Report, sqlx
     let mut missing: Vec<Uuid> = expected.difference(&audited_set).copied().collect();
     missing.sort();
 
-    let tasks: Vec<TaskRow> = sqlx::query_as("SELECT id, title, status, version FROM tasks")
-        .fetch_all(backend)
-        .await?;
+    let tasks = todo_outbox::tasks::snapshot(backend).await?;
     let projection: HashMap<i64, todo_audit::log::ProjectedTask> =
         todo_audit::log::projection(events)
             .await?
@@ -135,8 +121,7 @@ pub async fn reconcile(backend: &PgPool, events: &PgPool) -> Result<Report, sqlx
     }
     // A projected task that no longer exists must be a tombstone. Only tasks
     // this outbox knows are checked (the event store may hold other sources).
-    let known: HashSet<i64> = sqlx::query_scalar("SELECT DISTINCT task_id FROM outbox")
-        .fetch_all(backend)
+    let known: HashSet<i64> = todo_outbox::read::task_ids(backend)
         .await?
         .into_iter()
         .collect();
