@@ -8,6 +8,8 @@ use clap::Parser;
 use todo_events::{ContentType, EventVersion};
 use todo_kafka::{KafkaArgs, ProducerArgs, Secret, TopicSettings};
 
+use crate::outbox::relay::RelaySettings;
+
 /// todo-backend: the task API with a transactional outbox relayed to Kafka.
 #[derive(Parser, Clone, Debug)]
 #[command(name = "todo-backend", version, about)]
@@ -80,7 +82,7 @@ pub struct Config {
         value_enum,
         default_value = "kafka"
     )]
-    pub event_transport: crate::outbox::publish::Transport,
+    pub event_transport: Transport,
 
     #[command(flatten)]
     pub dapr: todo_dapr::DaprArgs,
@@ -93,6 +95,15 @@ pub struct Config {
     /// Topic provisioning.
     #[command(flatten)]
     pub topics: TopicSettings,
+}
+
+/// Which transport the relay publishes with.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// The Kafka producer, in process.
+    Kafka,
+    /// The Dapr sidecar's pub/sub API.
+    Dapr,
 }
 
 /// The outbox relay.
@@ -162,9 +173,18 @@ pub struct RelayArgs {
 }
 
 impl RelayArgs {
-    /// Poll interval.
-    pub fn poll_interval(&self) -> Duration {
-        Duration::from_millis(self.poll_interval_ms)
+    /// The relay's settings these flags describe.
+    pub fn settings(&self) -> RelaySettings {
+        RelaySettings {
+            batch_size: self.batch_size,
+            pipeline_depth: self.pipeline_depth,
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            standby_interval: Duration::from_millis(self.standby_interval_ms),
+            backoff_base: Duration::from_millis(self.backoff_base_ms),
+            backoff_cap: Duration::from_millis(self.backoff_cap_ms),
+            retention: Duration::from_secs(self.retention_hours * 3600),
+            prune_interval: Duration::from_secs(self.prune_interval_s),
+        }
     }
 }
 

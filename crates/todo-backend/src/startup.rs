@@ -20,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::outbox::publish::{Publisher, Transport};
-use crate::outbox::relay::Relay;
+use crate::config::Transport;
+use crate::outbox::publish::dapr::DaprPublisher;
+use crate::outbox::publish::kafka::KafkaPublisher;
+use crate::outbox::relay::{Relay, RunRelay};
 use crate::outbox::EventWriter;
 use crate::routes;
 use crate::service::tasks::{Tasks, WriteSettings};
@@ -43,7 +45,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    relay: Option<Relay>,
+    relay: Option<RunRelay>,
     pool: PgPool,
     database: Dependency,
     kafka: Dependency,
@@ -88,23 +90,25 @@ impl Application {
             topics.clone(),
         );
         let relay = if config.relay.enabled {
-            let publisher = match config.event_transport {
-                Transport::Kafka => Publisher::Kafka(
-                    todo_kafka::producer(&config.kafka.producer_config(&config.producer)?)
-                        .context("creating the Kafka producer")?,
-                ),
+            let (settings, wake) = (config.relay.settings(), events.wake_signal());
+            let relay: RunRelay = match config.event_transport {
+                Transport::Kafka => {
+                    let producer =
+                        todo_kafka::producer(&config.kafka.producer_config(&config.producer)?)
+                            .context("creating the Kafka producer")?;
+                    Relay::new(pool.clone(), KafkaPublisher(producer), settings, wake).boxed()
+                }
                 Transport::Dapr => {
                     let sidecar = config.dapr.sidecar();
                     tracing::warn!(sidecar = %sidecar.base_url, pubsub = %sidecar.pubsub,
                         "publishing through the Dapr sidecar: every publisher of these topics must use Dapr too \
                          (Dapr's producer hashes keys to partitions differently from the Kafka client's)");
-                    Publisher::Dapr(
-                        todo_dapr::publish::Publisher::new(
-                            sidecar,
-                            Duration::from_millis(config.dapr.dapr_timeout_ms),
-                        )
-                        .context("creating the Dapr client")?,
+                    let dapr = todo_dapr::publish::Publisher::new(
+                        sidecar,
+                        Duration::from_millis(config.dapr.dapr_timeout_ms),
                     )
+                    .context("creating the Dapr client")?;
+                    Relay::new(pool.clone(), DaprPublisher(dapr), settings, wake).boxed()
                 }
             };
             todo_kafka::provision_in_background(
@@ -114,12 +118,7 @@ impl Application {
                 &kafka,
                 &shutdown,
             );
-            Some(Relay::new(
-                pool.clone(),
-                publisher,
-                config.relay.clone(),
-                events.wake_signal(),
-            ))
+            Some(relay)
         } else {
             kafka.disable();
             None
@@ -186,7 +185,7 @@ impl Application {
                 let deps = async { database.wait_up().await.and(kafka.wait_up().await) };
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    ready = deps => if ready.is_ok() { r.run(stop.child_token()).await },
+                    ready = deps => if ready.is_ok() { r(stop.child_token()).await },
                 }
             })
         });

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use todo_backend::outbox::publish::Transport;
+use todo_backend::config::Transport;
 use todo_backend::Config;
 use todo_events::headers as h;
 use todo_events::{ContentType, EventType, Payload};
