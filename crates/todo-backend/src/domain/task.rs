@@ -1,32 +1,22 @@
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use utoipa::openapi::{Object, ObjectBuilder, Type};
 
 pub use todo_events::TaskStatus;
 
 use super::{TaskDescription, TaskTitle};
 
-/// A task as stored and as the API returns it.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-#[schema(example = json!({
-    "id": 42, "title": "buy milk", "description": null, "status": "incomplete",
-    "user_id": null, "created_at": "2026-11-27T10:00:00.123456Z",
-    "updated_at": "2026-11-27T10:00:00.123456Z", "completed_at": null, "version": 1
-}))]
+/// A task: what the use cases read, change and answer with. Its database
+/// row is `store::tasks`' business, its JSON body and schema `routes::tasks`'.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Task {
     /// Task id.
-    #[schema(minimum = 1)]
     pub id: i64,
     /// Title (1 to 255 characters).
-    #[schema(schema_with = TaskTitle::response_schema)]
     pub title: String,
     /// Optional description (at most 10 000 characters).
-    #[schema(schema_with = TaskDescription::nullable_schema)]
     pub description: Option<String>,
     /// `incomplete` or `complete`.
-    #[schema(schema_with = status_schema)]
-    #[sqlx(try_from = "String")]
-    pub status: StatusColumn,
+    pub status: TaskStatus,
     /// Owner (the JWT subject) when authentication is on.
     pub user_id: Option<String>,
     /// When it was created.
@@ -35,8 +25,7 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
     /// When it was completed, if it is.
     pub completed_at: Option<DateTime<Utc>>,
-    /// Row version: 1 after create, +1 on every change.
-    #[schema(minimum = 1)]
+    /// Version: 1 after create, +1 on every change.
     pub version: i64,
 }
 
@@ -47,20 +36,6 @@ pub fn status_schema() -> Object {
         .enum_values(Some(TaskStatus::ALL.map(TaskStatus::as_str)))
         .examples(["incomplete"])
         .build()
-}
-
-/// The status column, read from its text form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct StatusColumn(pub TaskStatus);
-
-impl TryFrom<String> for StatusColumn {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse::<TaskStatus>()
-            .map(StatusColumn)
-            .map_err(|_| format!("unknown task status {s}"))
-    }
 }
 
 impl Task {
@@ -76,7 +51,7 @@ impl Task {
             id,
             title: title.as_str().to_owned(),
             description: description.map(|d| d.as_str().to_owned()),
-            status: StatusColumn(TaskStatus::Incomplete),
+            status: TaskStatus::Incomplete,
             user_id: user_id.map(str::to_owned),
             created_at: now,
             updated_at: now,
@@ -87,7 +62,7 @@ impl Task {
 
     /// The task's status.
     pub fn status(&self) -> TaskStatus {
-        self.status.0
+        self.status
     }
 
     /// This task with a new title, description and status, as one more
@@ -108,7 +83,7 @@ impl Task {
         Self {
             title: title.to_owned(),
             description: description.map(str::to_owned),
-            status: StatusColumn(status),
+            status,
             updated_at: now,
             completed_at,
             version: self.version + 1,

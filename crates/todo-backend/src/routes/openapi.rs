@@ -32,7 +32,7 @@ use crate::state::AppState;
         super::health::metrics,
     ),
     components(schemas(
-        crate::domain::Task,
+        super::tasks::TaskBody,
         todo_api::FieldError,
         todo_api::Problem,
         todo_api::openapi::ReadyReport,

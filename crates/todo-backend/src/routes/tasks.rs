@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use todo_events::TaskStatus;
 use utoipa::{IntoParams, ToSchema};
@@ -92,12 +93,63 @@ fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     }
 }
 
+// NB: its doc line is the schema's description in the OpenAPI document.
+/// A task as stored and as the API returns it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Task)]
+#[schema(example = json!({
+    "id": 42, "title": "buy milk", "description": null, "status": "incomplete",
+    "user_id": null, "created_at": "2026-11-27T10:00:00.123456Z",
+    "updated_at": "2026-11-27T10:00:00.123456Z", "completed_at": null, "version": 1
+}))]
+pub struct TaskBody {
+    /// Task id.
+    #[schema(minimum = 1)]
+    pub id: i64,
+    /// Title (1 to 255 characters).
+    #[schema(schema_with = TaskTitle::response_schema)]
+    pub title: String,
+    /// Optional description (at most 10 000 characters).
+    #[schema(schema_with = TaskDescription::nullable_schema)]
+    pub description: Option<String>,
+    /// `incomplete` or `complete`.
+    #[schema(schema_with = status_schema)]
+    pub status: TaskStatus,
+    /// Owner (the JWT subject) when authentication is on.
+    pub user_id: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it was completed, if it is.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Row version: 1 after create, +1 on every change.
+    #[schema(minimum = 1)]
+    pub version: i64,
+}
+
+impl From<Task> for TaskBody {
+    fn from(t: Task) -> Self {
+        Self {
+            id: t.id,
+            title: t.title,
+            description: t.description,
+            status: t.status,
+            user_id: t.user_id,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            completed_at: t.completed_at,
+            version: t.version,
+        }
+    }
+}
+
 /// A page of tasks.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskPage {
     /// Tasks in id order.
     #[schema(max_items = 500)]
-    pub items: Vec<Task>,
+    pub items: Vec<TaskBody>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[0-9]{1,18}$", nullable = false, example = "42")]
@@ -150,7 +202,7 @@ fn parse_both<A, B>(
 
 /// Create a task; publishes `task.created`.
 #[utoipa::path(post, path = "/tasks", request_body = CreateTask, tag = "tasks",
-    responses((status = 201, description = "Created", body = Task,
+    responses((status = 201, description = "Created", body = TaskBody,
             headers(("Location" = String, description = "`/tasks/{id}` of the new task"))),
         (status = 400, description = "The body is not valid JSON", body = Problem),
         (status = 413, description = "Body over 64 KiB", body = Problem),
@@ -161,7 +213,7 @@ pub async fn create_task(
     CurrentUser(user): CurrentUser,
     origin: Origin,
     AppJson(body): AppJson<CreateTask>,
-) -> Result<(StatusCode, HeaderMap, Json<Task>)> {
+) -> Result<(StatusCode, HeaderMap, Json<TaskBody>)> {
     let (title, description) = parse_both(
         TaskTitle::parse(&body.title),
         body.description.map(TaskDescription::parse).transpose(),
@@ -176,7 +228,7 @@ pub async fn create_task(
     if let Ok(loc) = HeaderValue::from_str(&format!("/tasks/{}", task.id)) {
         headers.insert(header::LOCATION, loc);
     }
-    Ok((StatusCode::CREATED, headers, Json(task)))
+    Ok((StatusCode::CREATED, headers, Json(task.into())))
 }
 
 /// List tasks, optionally by status, in pages.
@@ -191,7 +243,7 @@ pub async fn list_tasks(
     let query = parse_list_query(&params)?;
     let page = state.tasks.list(user.as_deref(), query).await?;
     Ok(Json(TaskPage {
-        items: page.items,
+        items: page.items.into_iter().map(TaskBody::from).collect(),
         next_cursor: page.next_cursor.map(|id| id.to_string()),
     }))
 }
@@ -242,21 +294,25 @@ fn parse_list_query(params: &HashMap<String, String>) -> Result<service::ListQue
 
 /// One task.
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(TaskIdParam),
-    responses((status = 200, description = "The task", body = Task),
+    responses((status = 200, description = "The task", body = TaskBody),
         (status = 400, description = "`id` is not a positive 64-bit integer", body = Problem),
         (status = 404, description = "No such task (for this user)", body = Problem)))]
 pub async fn get_task(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     TaskIdPath(id): TaskIdPath,
-) -> Result<Json<Task>> {
-    state.tasks.get(user.as_deref(), id).await.map(Json)
+) -> Result<Json<TaskBody>> {
+    state
+        .tasks
+        .get(user.as_deref(), id)
+        .await
+        .map(|t| Json(t.into()))
 }
 
 /// Change a task's title, description or status; publishes `task.updated`
 /// with the fields that changed (nothing changed: no new version, no event).
 #[utoipa::path(put, path = "/tasks/{id}", request_body = UpdateTask, tag = "tasks", params(TaskIdParam),
-    responses((status = 200, description = "The task after the change", body = Task),
+    responses((status = 200, description = "The task after the change", body = TaskBody),
         (status = 400, description = "`id` is invalid, or the body is not valid JSON", body = Problem),
         (status = 404, description = "No such task (for this user)", body = Problem),
         (status = 409, description = "Other changes to the task kept winning; retry", body = Problem),
@@ -269,7 +325,7 @@ pub async fn update_task(
     origin: Origin,
     TaskIdPath(id): TaskIdPath,
     AppJson(body): AppJson<UpdateTask>,
-) -> Result<Json<Task>> {
+) -> Result<Json<TaskBody>> {
     if body.title.is_none() && body.description.is_none() && body.status.is_none() {
         return Err(ApiError::Validation(vec![FieldError::new(
             "body",
@@ -292,7 +348,7 @@ pub async fn update_task(
         .tasks
         .update(user.as_deref(), origin, id, &edit)
         .await
-        .map(Json)
+        .map(|t| Json(t.into()))
 }
 
 /// Delete a task; publishes `task.deleted`.
@@ -313,7 +369,7 @@ pub async fn delete_task(
 
 /// Mark a task complete; publishes `task.completed` (already complete: 200, no event).
 #[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", params(TaskIdParam),
-    responses((status = 200, description = "The task, complete", body = Task),
+    responses((status = 200, description = "The task, complete", body = TaskBody),
         (status = 400, description = "`id` is not a positive 64-bit integer", body = Problem),
         (status = 404, description = "No such task (for this user)", body = Problem),
         (status = 409, description = "Other changes to the task kept winning; retry", body = Problem)))]
@@ -322,10 +378,10 @@ pub async fn complete_task(
     CurrentUser(user): CurrentUser,
     origin: Origin,
     TaskIdPath(id): TaskIdPath,
-) -> Result<Json<Task>> {
+) -> Result<Json<TaskBody>> {
     state
         .tasks
         .complete(user.as_deref(), origin, id)
         .await
-        .map(Json)
+        .map(|t| Json(t.into()))
 }

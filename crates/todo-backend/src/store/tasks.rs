@@ -5,10 +5,56 @@
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Mutex;
 
+use chrono::{DateTime, Utc};
+
 use crate::domain::{Task, TaskStatus};
 
+/// The columns of [`TaskRow`].
 const COLUMNS: &str =
     "id, title, description, status, user_id, created_at, updated_at, completed_at, version";
+
+/// A row of `tasks`.
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: i64,
+    title: String,
+    description: Option<String>,
+    #[sqlx(try_from = "String")]
+    status: StatusColumn,
+    user_id: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+    version: i64,
+}
+
+/// The status column, read from its text form.
+struct StatusColumn(TaskStatus);
+
+impl TryFrom<String> for StatusColumn {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse::<TaskStatus>()
+            .map(StatusColumn)
+            .map_err(|_| format!("unknown task status {s}"))
+    }
+}
+
+impl From<TaskRow> for Task {
+    fn from(r: TaskRow) -> Self {
+        Self {
+            id: r.id,
+            title: r.title,
+            description: r.description,
+            status: r.status.0,
+            user_id: r.user_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            completed_at: r.completed_at,
+            version: r.version,
+        }
+    }
+}
 
 /// One task, if it exists and the user may see it.
 #[tracing::instrument(skip(conn))]
@@ -17,13 +63,14 @@ pub async fn get(
     id: i64,
     user: Option<&str>,
 ) -> sqlx::Result<Option<Task>> {
-    sqlx::query_as(&format!(
+    let row: Option<TaskRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM tasks WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)"
     ))
     .bind(id)
     .bind(user)
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(row.map(Task::from))
 }
 
 /// A page of tasks in id order, after `cursor`.
@@ -46,6 +93,7 @@ pub async fn list(
     .bind(limit)
     .fetch_all(conn)
     .await
+    .map(|rows: Vec<TaskRow>| rows.into_iter().map(Task::from).collect())
 }
 
 /// Hands out task ids, fetched from the table's sequence in blocks. A new
