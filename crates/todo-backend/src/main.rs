@@ -8,8 +8,8 @@ async fn main() -> ExitCode {
     let config = Config::parse();
     telemetry::init(&config.log_format);
     if config.migrate_only {
-        return todo_runtime::run_once("todo-backend", todo_backend::startup::migrate(&config))
-            .await;
+        let migrate = todo_backend::store::migrations::migrate(config.database_url.expose());
+        return todo_runtime::run_once("todo-backend", migrate).await;
     }
     todo_runtime::run_service(
         "todo-backend",

@@ -11,7 +11,6 @@ use anyhow::Context;
 use axum::Router;
 use sqlx::PgPool;
 use todo_kafka::TopicNames;
-use todo_runtime::db::Schema;
 use todo_runtime::dependency::{
     wait_first_attempts, Dependency, Foundation, FoundationSettings, Shutdown,
 };
@@ -28,18 +27,7 @@ use crate::outbox::EventWriter;
 use crate::routes;
 use crate::service::tasks::{Tasks, WriteSettings};
 use crate::state::AppState;
-
-/// The migrations, embedded.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// `--migrate-only`: runs the migrations, waiting for the database while it
-/// is unreachable, and returns.
-pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    todo_runtime::db::Database::parse(config.database_url.expose())
-        .context("DATABASE_URL")?
-        .migrate(&MIGRATOR, false)
-        .await
-}
+use crate::store::migrations;
 
 /// A built, not yet running, backend.
 pub struct Application {
@@ -71,12 +59,8 @@ impl Application {
             database_url: config.database_url.expose(),
             max_connections: config.database_max_connections,
             acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
-            migrator: &MIGRATOR,
-            schema: if config.skip_migrations {
-                Schema::Expect
-            } else {
-                Schema::Migrate { create: false }
-            },
+            migrator: &migrations::MIGRATOR,
+            schema: migrations::at_start(config.skip_migrations),
             kafka_bootstrap: &config.kafka.bootstrap_servers,
             http_addr: config.http_addr,
         })

@@ -2,6 +2,7 @@
 
 pub mod batched_writes;
 pub mod batcher;
+pub mod migrations;
 pub mod tasks;
 
 /// An error that reads as "database unavailable" (503), for answering
