@@ -59,52 +59,25 @@ pub fn bind_events<'q, O>(
     q: QueryScalar<'q, Postgres, O, PgArguments>,
     events: impl Iterator<Item = (i64, Option<&'q NewEvent>)>,
 ) -> QueryScalar<'q, Postgres, O, PgArguments> {
-    let events: Vec<(i32, i64, &NewEvent)> = events
+    let events: Vec<Indexed<'q>> = events
         .enumerate()
         .filter_map(|(i, (task_id, e))| e.map(|e| (i as i32, task_id, e)))
         .collect();
-    q.bind(events.iter().map(|(i, _, _)| *i).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| e.event_id)
-                .collect::<Vec<Uuid>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| e.event_type)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| e.topic.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| e.key.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(events.iter().map(|(_, id, _)| *id).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| e.payload.as_slice())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| &e.headers)
-                .collect::<Vec<&Json<Vec<[String; 2]>>>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|(_, _, e)| e.correlation_id)
-                .collect::<Vec<Uuid>>(),
-        )
+    q.bind(column(&events, |&(i, _, _)| i))
+        .bind(column(&events, |&(_, _, e)| e.event_id))
+        .bind(column(&events, |&(_, _, e)| e.event_type))
+        .bind(column(&events, |&(_, _, e)| e.topic.as_str()))
+        .bind(column(&events, |&(_, _, e)| e.key.as_str()))
+        .bind(column(&events, |&(_, task_id, _)| task_id))
+        .bind(column(&events, |&(_, _, e)| e.payload.as_slice()))
+        .bind(column(&events, |&(_, _, e)| &e.headers))
+        .bind(column(&events, |&(_, _, e)| e.correlation_id))
+}
+
+/// An event with its position in the batch and its task id.
+type Indexed<'q> = (i32, i64, &'q NewEvent);
+
+/// One column of the events, as the array bound for it.
+fn column<'q, T>(events: &[Indexed<'q>], f: impl Fn(&Indexed<'q>) -> T) -> Vec<T> {
+    events.iter().map(f).collect()
 }
