@@ -195,3 +195,25 @@ impl Config {
         Self::parse_from(["todo-backend"])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::relay::backoff;
+
+    #[derive(Parser)]
+    struct A {
+        #[command(flatten)]
+        r: RelayArgs,
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_under_the_cap() {
+        let s = A::parse_from(["x"]).r.settings();
+        assert!(backoff(1, &s) <= s.backoff_base);
+        for f in 1..40 {
+            assert!(backoff(f, &s) <= s.backoff_cap);
+        }
+        assert!(backoff(10, &s) >= s.backoff_cap / 2);
+    }
+}

@@ -170,29 +170,6 @@ impl<P: Publish> Relay<P> {
 
 /// The wait after `failures` failed batches in a row: doubling from the
 /// base, capped, jittered.
-fn backoff(failures: u32, s: &RelaySettings) -> Duration {
+pub(crate) fn backoff(failures: u32, s: &RelaySettings) -> Duration {
     Backoff::new(s.backoff_base, 2.0, s.backoff_cap).delay(failures)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::RelayArgs;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct A {
-        #[command(flatten)]
-        r: RelayArgs,
-    }
-
-    #[test]
-    fn backoff_grows_and_stays_under_the_cap() {
-        let s = A::parse_from(["x"]).r.settings();
-        assert!(backoff(1, &s) <= s.backoff_base);
-        for f in 1..40 {
-            assert!(backoff(f, &s) <= s.backoff_cap);
-        }
-        assert!(backoff(10, &s) >= s.backoff_cap / 2);
-    }
 }
