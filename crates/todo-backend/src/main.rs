@@ -8,7 +8,7 @@ async fn main() -> ExitCode {
     let config = Config::parse();
     telemetry::init(&config.log_format);
     if config.migrate_only {
-        let migrate = todo_backend::store::migrations::migrate(config.database_url.expose());
+        let migrate = todo_backend::store::migrations::MIGRATIONS.run(config.database_url.expose());
         return todo_runtime::run_once("todo-backend", migrate).await;
     }
     todo_runtime::run_service(

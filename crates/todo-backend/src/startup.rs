@@ -55,12 +55,11 @@ impl Application {
             database,
             kafka,
         } = Foundation::lay(FoundationSettings {
-            url_setting: "DATABASE_URL",
             database_url: config.database_url.expose(),
             max_connections: config.database_max_connections,
             acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
-            migrator: &migrations::MIGRATOR,
-            schema: migrations::at_start(config.skip_migrations),
+            migrations: &migrations::MIGRATIONS,
+            skip_migrations: config.skip_migrations,
             kafka_bootstrap: &config.kafka.bootstrap_servers,
             http_addr: config.http_addr,
         })

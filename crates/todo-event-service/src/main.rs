@@ -8,11 +8,9 @@ async fn main() -> ExitCode {
     let config = Config::parse();
     telemetry::init(&config.log_format);
     if config.migrate_only {
-        return todo_runtime::run_once(
-            "todo-event-service",
-            todo_event_service::startup::migrate(&config),
-        )
-        .await;
+        let migrate =
+            todo_event_service::store::migrations::MIGRATIONS.run(config.database_url.expose());
+        return todo_runtime::run_once("todo-event-service", migrate).await;
     }
     todo_runtime::run_service(
         "todo-event-service",

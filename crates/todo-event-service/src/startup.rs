@@ -11,7 +11,6 @@ use anyhow::Context;
 use axum::Router;
 use sqlx::PgPool;
 use todo_kafka::TopicNames;
-use todo_runtime::db::Schema;
 use todo_runtime::dependency::{
     wait_first_attempts, Dependency, Foundation, FoundationSettings, Shutdown,
 };
@@ -27,18 +26,6 @@ use crate::pipeline::notifier::{Notifier, NotifierSettings};
 use crate::pipeline::Processor;
 use crate::routes;
 use crate::state::AppState;
-
-/// The migrations of the event store, embedded.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// `--migrate-only`: runs the migrations, waiting for the database while it
-/// is unreachable, and returns.
-pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    todo_runtime::db::Database::parse(config.database_url.expose())
-        .context("EVENT_DATABASE_URL")?
-        .migrate(&MIGRATOR, true)
-        .await
-}
 
 /// A built service: serving once run, consuming once PostgreSQL and Kafka
 /// are both reached.
@@ -77,16 +64,11 @@ impl Application {
             database,
             kafka,
         } = Foundation::lay(FoundationSettings {
-            url_setting: "EVENT_DATABASE_URL",
             database_url: config.database_url.expose(),
             max_connections: config.database_max_connections,
             acquire_timeout: Duration::from_millis(config.database_acquire_timeout_ms),
-            migrator: &MIGRATOR,
-            schema: if config.skip_migrations {
-                Schema::Expect
-            } else {
-                Schema::Migrate { create: true }
-            },
+            migrations: &crate::store::migrations::MIGRATIONS,
+            skip_migrations: config.skip_migrations,
             kafka_bootstrap: &config.kafka.bootstrap_servers,
             http_addr: config.http_addr,
         })

@@ -252,6 +252,41 @@ impl Database {
     }
 }
 
+/// A service's schema: its embedded migrations, whether it may create its
+/// database, and the setting its URL comes from (named in errors).
+pub struct Migrations {
+    /// The migrations, embedded (`sqlx::migrate!`).
+    pub migrator: &'static Migrator,
+    /// Create the database when it is missing.
+    pub create_database: bool,
+    /// The setting the database URL comes from.
+    pub url_setting: &'static str,
+}
+
+impl Migrations {
+    /// What to do with the schema at start: migrate it, or, with `skip`
+    /// (`SKIP_MIGRATIONS`), wait for a `--migrate-only` run to have done so.
+    pub fn at_start(&self, skip: bool) -> Schema {
+        if skip {
+            Schema::Expect
+        } else {
+            Schema::Migrate {
+                create: self.create_database,
+            }
+        }
+    }
+
+    /// `--migrate-only`: runs the migrations on `url`, waiting for the
+    /// database while it is unreachable, and returns.
+    pub async fn run(&self, url: &str) -> anyhow::Result<()> {
+        use anyhow::Context;
+        Database::parse(url)
+            .context(self.url_setting)?
+            .migrate(self.migrator, self.create_database)
+            .await
+    }
+}
+
 /// `migrator`, accepting a schema that a newer build migrated further.
 ///
 /// A rollback (Helm's, or an older image redeployed) runs an older binary

@@ -262,18 +262,16 @@ pub struct Foundation {
 
 /// Where a service's foundation comes from.
 pub struct FoundationSettings<'a> {
-    /// The setting the URL comes from, for the error of a malformed one.
-    pub url_setting: &'static str,
     /// The database URL.
     pub database_url: &'a str,
     /// Connections in the pool.
     pub max_connections: u32,
     /// How long a query waits for a connection.
     pub acquire_timeout: Duration,
-    /// The migrations.
-    pub migrator: &'static sqlx::migrate::Migrator,
-    /// Run them, or wait for them.
-    pub schema: crate::db::Schema,
+    /// The schema.
+    pub migrations: &'static crate::db::Migrations,
+    /// Wait for the migrations (`SKIP_MIGRATIONS`) instead of running them.
+    pub skip_migrations: bool,
     /// Kafka's bootstrap servers.
     pub kafka_bootstrap: &'a str,
     /// The HTTP address.
@@ -286,10 +284,11 @@ impl Foundation {
     pub async fn lay(s: FoundationSettings<'_>) -> anyhow::Result<Self> {
         use anyhow::Context;
         let shutdown = Shutdown::new();
-        let db = crate::db::Database::parse(s.database_url).context(s.url_setting)?;
+        let db = crate::db::Database::parse(s.database_url).context(s.migrations.url_setting)?;
         let pool = db.lazy_pool(s.max_connections, s.acquire_timeout);
         let listener = crate::http::bind(s.http_addr).await?;
-        let database = db.migrate_in_background(s.migrator, s.schema, &shutdown);
+        let schema = s.migrations.at_start(s.skip_migrations);
+        let database = db.migrate_in_background(s.migrations.migrator, schema, &shutdown);
         Ok(Self {
             shutdown,
             listener,

@@ -98,7 +98,7 @@ impl DlqTest {
         create_topics(&stack, &names.all()).await.unwrap();
         let event_db = stack.fresh_database().await.unwrap();
         let pool = PgPool::connect(&event_db).await.unwrap();
-        todo_event_service::startup::MIGRATOR
+        todo_event_service::store::migrations::MIGRATOR
             .run(&pool)
             .await
             .unwrap();

@@ -2,6 +2,7 @@
 //! in one transaction ([`apply_batch`]), and the queries of the read API.
 
 pub mod console;
+pub mod migrations;
 pub mod parking;
 pub mod projection;
 mod queries;

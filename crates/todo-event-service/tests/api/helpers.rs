@@ -131,7 +131,7 @@ impl Harness {
         // The service creates its tables; the harness only reads them.
         todo_runtime::db::Database::parse(&database_url)
             .unwrap()
-            .migrate_once(&todo_event_service::startup::MIGRATOR, true)
+            .migrate_once(&todo_event_service::store::migrations::MIGRATOR, true)
             .await
             .unwrap();
         let pool = PgPool::connect(&database_url).await.unwrap();
