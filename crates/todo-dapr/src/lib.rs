@@ -49,6 +49,16 @@ pub struct DaprArgs {
         default_value_t = 100
     )]
     pub dapr_bulk_max_await_ms: u64,
+    /// A subscriber's deliveries in bulk (`true`), or one record per request,
+    /// each partition's in order (`false`): no bulk wait, and no queueing
+    /// behind other partitions' bulks, at one request per record.
+    #[arg(
+        long = "dapr-bulk-subscribe",
+        env = "DAPR_BULK_SUBSCRIBE",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub dapr_bulk_subscribe: bool,
 }
 
 impl DaprArgs {

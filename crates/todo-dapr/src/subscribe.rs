@@ -25,28 +25,49 @@ pub const OFFSET: &str = "__offset";
 /// The record's timestamp (ms since the epoch).
 pub const TIMESTAMP: &str = "__timestamp";
 
-/// One programmatic subscription: raw payloads, delivered in bulk to `route`,
-/// with Dapr's own dead-letter topic as the backstop.
+/// How a subscription's records are delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Up to `max_messages` records per request, a partition's records
+    /// waiting up to `max_await_ms` for more.
+    Bulk {
+        /// Most records per delivery.
+        max_messages: usize,
+        /// Longest wait for more, in ms.
+        max_await_ms: u64,
+    },
+    /// One record per request (a CloudEvent), each partition's in order.
+    Single,
+}
+
+/// One programmatic subscription: raw payloads, delivered to `route` as
+/// `delivery` says, with Dapr's own dead-letter topic as the backstop.
 pub fn subscription(
     pubsub: &str,
     topic: &str,
     route: &str,
     dead_letter_topic: &str,
-    max_messages: usize,
-    max_await_ms: u64,
+    delivery: Delivery,
 ) -> Value {
-    json!({
+    let mut s = json!({
         "pubsubname": pubsub,
         "topic": topic,
         "route": route,
         "metadata": { "rawPayload": "true" },
         "deadLetterTopic": dead_letter_topic,
-        "bulkSubscribe": {
+    });
+    if let Delivery::Bulk {
+        max_messages,
+        max_await_ms,
+    } = delivery
+    {
+        s["bulkSubscribe"] = json!({
             "enabled": true,
             "maxMessagesCount": max_messages,
             "maxAwaitDurationMs": max_await_ms,
-        },
-    })
+        });
+    }
+    s
 }
 
 /// A bulk delivery.
@@ -168,6 +189,28 @@ pub fn bulk_answer<'a>(statuses: impl IntoIterator<Item = (&'a str, Status)>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bulk_subscription_asks_for_bulk_and_a_single_one_does_not() {
+        let bulk = subscription(
+            "p",
+            "t",
+            "/r",
+            "dlq",
+            Delivery::Bulk {
+                max_messages: 500,
+                max_await_ms: 100,
+            },
+        );
+        let single = subscription("p", "t", "/r", "dlq", Delivery::Single);
+
+        assert_eq!(bulk["bulkSubscribe"]["enabled"], json!(true));
+        assert_eq!(bulk["bulkSubscribe"]["maxMessagesCount"], json!(500));
+        assert_eq!(bulk["bulkSubscribe"]["maxAwaitDurationMs"], json!(100));
+        assert!(single.get("bulkSubscribe").is_none(), "{single}");
+        assert_eq!(single["metadata"]["rawPayload"], json!("true"));
+        assert_eq!(single["deadLetterTopic"], json!("dlq"));
+    }
 
     #[test]
     fn a_raw_bulk_entry_gives_back_the_record_with_its_headers_and_position() {

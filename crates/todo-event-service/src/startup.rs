@@ -26,6 +26,7 @@ use crate::pipeline::notifier::{Notifier, NotifierSettings};
 use crate::pipeline::Processor;
 use crate::routes;
 use crate::state::AppState;
+use todo_dapr::subscribe::Delivery;
 
 /// A built service: serving once run, consuming once PostgreSQL and Kafka
 /// are both reached.
@@ -126,8 +127,14 @@ impl Application {
                     pubsub: config.dapr.dapr_pubsub.clone(),
                     topics: topics.task_topics(),
                     dead_letter_topic: topics.dlq(),
-                    batch_size: config.consumer.batch_size,
-                    max_await_ms: config.dapr.dapr_bulk_max_await_ms,
+                    delivery: if config.dapr.dapr_bulk_subscribe {
+                        Delivery::Bulk {
+                            max_messages: config.consumer.batch_size,
+                            max_await_ms: config.dapr.dapr_bulk_max_await_ms,
+                        }
+                    } else {
+                        Delivery::Single
+                    },
                     outage_answer_after: Duration::from_secs(5),
                 },
                 shutdown.token(),

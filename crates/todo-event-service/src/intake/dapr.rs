@@ -46,10 +46,8 @@ pub struct DaprIntakeSettings {
     pub topics: Vec<String>,
     /// Dapr's own dead-letter topic (the backstop).
     pub dead_letter_topic: String,
-    /// Most records per delivery.
-    pub batch_size: usize,
-    /// Longest wait of a partition's records for more before delivery.
-    pub max_await_ms: u64,
+    /// Bulk (how many records, how long a wait) or one record per request.
+    pub delivery: subscribe::Delivery,
     /// How long an outage may hold a delivery before it is answered `RETRY`.
     pub outage_answer_after: Duration,
 }
@@ -176,8 +174,7 @@ async fn subscriptions(State(intake): State<Arc<DaprIntake>>) -> Json<Value> {
                     t,
                     EVENTS_ROUTE,
                     &s.dead_letter_topic,
-                    s.batch_size,
-                    s.max_await_ms,
+                    s.delivery,
                 )
             })
             .collect(),
@@ -205,7 +202,7 @@ async fn deliver(
     for entry in &delivery.entries {
         match entry.record(delivery.topic.as_deref()) {
             Ok(d) => {
-                let record = Record {
+                let mut record = Record {
                     topic: d.topic,
                     partition: d.partition,
                     offset: d.offset,
@@ -219,6 +216,9 @@ async fn deliver(
                     timestamp_ms: d.timestamp_ms,
                     received,
                 };
+                if single {
+                    name_avro_content_type(&mut record);
+                }
                 partitions
                     .entry((record.topic.clone(), record.partition))
                     .or_default()
@@ -249,6 +249,22 @@ async fn deliver(
     ))
 }
 
+/// A single delivery cannot carry the record's `content-type` header (the
+/// HTTP request's own is the CloudEvent's), so an Avro record is known by
+/// its bytes: Avro's single-object marker, which no JSON text starts with.
+fn name_avro_content_type(record: &mut Record) {
+    let avro = record
+        .value
+        .as_deref()
+        .is_some_and(|v| v.starts_with(&todo_events::schema::SINGLE_OBJECT_MARKER));
+    if avro && record.header(todo_events::headers::CONTENT_TYPE).is_none() {
+        record.headers.push((
+            todo_events::headers::CONTENT_TYPE.to_owned(),
+            Some(todo_events::ContentType::Avro.as_str().as_bytes().to_vec()),
+        ));
+    }
+}
+
 /// A single CloudEvent delivery as a bulk delivery of one: Dapr sends the
 /// record's metadata (its headers, `__key`, `__partition`...) as HTTP headers.
 fn single_delivery(event: Value, headers: &HeaderMap) -> BulkDelivery {
@@ -257,9 +273,8 @@ fn single_delivery(event: Value, headers: &HeaderMap) -> BulkDelivery {
         .and_then(Value::as_str)
         .map(str::to_owned);
     use todo_events::headers::{CORRELATION_ID, EVENT_ID, EVENT_TYPE, EVENT_VERSION, TRACEPARENT};
-    // NB: not `content-type`, which here is the CloudEvent's: a single
-    // delivery is read as JSON (the subscription asks for bulk deliveries,
-    // whose entries keep the record's content type).
+    // NB: not `content-type`, which here is the CloudEvent's: an Avro
+    // record is known by its bytes (`name_avro_content_type`).
     let own = [
         EVENT_TYPE,
         EVENT_VERSION,

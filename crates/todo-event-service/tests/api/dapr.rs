@@ -1,10 +1,11 @@
 //! `EVENT_SOURCE=dapr`: the events reach the service through a real daprd
-//! (its bulk subscription, raw payloads) and go through the same pipeline.
+//! (its subscription, raw payloads, in bulk or one record per request) and go
+//! through the same pipeline.
 
 use std::time::Duration;
 
 use todo_event_service::config::EventSource;
-use todo_events::{headers, EventType, TaskStatus};
+use todo_events::{headers, ContentType, EventType, TaskStatus};
 use todo_testkit::dapr::Sidecar;
 use todo_testkit::process::{closed_port, Forwarder};
 
@@ -24,9 +25,24 @@ async fn sidecar(h: &Harness, svc: &TestService) -> Sidecar {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn through_the_sidecar_each_event_is_applied_once_in_order_and_poison_is_dead_lettered() {
+    applied_once_in_order_and_poison_dead_lettered(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delivered_one_record_per_request_each_event_is_applied_once_in_order_too() {
+    applied_once_in_order_and_poison_dead_lettered(false).await;
+}
+
+/// Through a real daprd, in bulk deliveries or one record per request.
+async fn applied_once_in_order_and_poison_dead_lettered(bulk: bool) {
     // Arrange
     let h = Harness::new().await;
-    let svc = h.spawn_with(|c| c.event_source = EventSource::Dapr).await;
+    let svc = h
+        .spawn_with(|c| {
+            c.event_source = EventSource::Dapr;
+            c.dapr.dapr_bulk_subscribe = bulk;
+        })
+        .await;
     let _dapr = sidecar(&h, &svc).await;
     let events = [
         created(70, Some(1), 0, "via dapr"),
@@ -35,9 +51,16 @@ async fn through_the_sidecar_each_event_is_applied_once_in_order_and_poison_is_d
         deleted(70, Some(4), 30),
     ];
 
-    // Act: every event once, the creation twice, and a record that is not an event.
-    h.produce(&events).await;
-    h.produce(&events[..1]).await;
+    // Act: every event once, the creation twice, and a record that is not an
+    // event. One record per request carries no content-type header: Avro
+    // records must still be read as Avro.
+    let ct = if bulk {
+        ContentType::Json
+    } else {
+        ContentType::Avro
+    };
+    h.produce_as(&events, ct).await;
+    h.produce_as(&events[..1], ct).await;
     let created_topic = h.topic(EventType::Created);
     h.produce_raw(
         &created_topic,
