@@ -355,8 +355,7 @@ scenario_redis-down() {
   verify redis-down "Redis down ${OUTAGE_S} s with webhooks on"
   # Every task.completed notified exactly once once Redis is back.
   local completed delivered distinct
-  completed=$(as_pg "$(pg_bin)/psql" -h "$PG_SOCK" -p "$TODO_PG_PORT" -U "$PG_USER" -d "$CHAOS_RUN" -qtAc \
-    "select count(*) from outbox where event_type = 'task.completed'")
+  completed=$(verify_json | python3 -c 'import json,sys; print(json.load(sys.stdin)["expected_by_type"].get("task.completed", 0))')
   wait_for 60 webhooks bash -c "[ \$(sort -u '$hooks' | wc -l) -ge $completed ]"
   delivered=$(wc -l <"$hooks")
   distinct=$(sort -u "$hooks" | wc -l)

@@ -85,7 +85,6 @@ service_start() {
   say "starting $s on $(service_url "$s")"
   (
     eval "$(stack_env)"
-    export HTTP_ADDR=127.0.0.1:$port
     if [ "$s" = event-service ]; then
       # The console's health page scrapes the backend for its publish alert,
       # and replays need the admin token (.env may set its own).
@@ -95,6 +94,8 @@ service_start() {
     fi
     # shellcheck disable=SC1091
     [ -f "$ROOT/.env" ] && set -a && . "$ROOT/.env" && set +a
+    # After .env, which serves both services: each listens on its own port.
+    export HTTP_ADDR=127.0.0.1:$port
     # After .env: --dapr means Dapr whatever .env says.
     if [ "$dapr" = 1 ]; then eval "$(dapr_service_env "$s")"; fi
     launch_detached "$log" "$bin" >"$(service_pidfile "$s")"

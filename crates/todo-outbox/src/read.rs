@@ -12,6 +12,15 @@ pub async fn event_ids(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
         .await
 }
 
+/// How many events of each type are stored (`task.created`...), published or not.
+pub async fn counts_by_type(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT event_type, count(*) FROM outbox GROUP BY event_type ORDER BY event_type",
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// Every task that has a stored event, once each.
 pub async fn task_ids(pool: &PgPool) -> Result<Vec<i64>, sqlx::Error> {
     sqlx::query_scalar("SELECT DISTINCT task_id FROM outbox")

@@ -5,7 +5,7 @@
 //! `todoctl verify` prints this report and todo-bench records it; both read it
 //! through this crate, so neither links a service to get it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 
 use sqlx::PgPool;
@@ -16,6 +16,8 @@ use uuid::Uuid;
 pub struct Report {
     /// Event ids in the outbox.
     pub expected: usize,
+    /// Of those, how many of each event type.
+    pub expected_by_type: BTreeMap<String, i64>,
     /// Of those, how many the audit log has.
     pub delivered: usize,
     /// Expected but not in the audit log.
@@ -39,6 +41,7 @@ impl Report {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "expected": self.expected,
+            "expected_by_type": self.expected_by_type,
             "delivered": self.delivered,
             "missing": self.missing.len(),
             "duplicated_effects": self.duplicated_effects,
@@ -131,8 +134,13 @@ pub async fn reconcile(backend: &PgPool, events: &PgPool) -> Result<Report, sqlx
         }
     }
     mismatched.sort();
+    let expected_by_type = todo_outbox::read::counts_by_type(backend)
+        .await?
+        .into_iter()
+        .collect();
     Ok(Report {
         expected: expected.len(),
+        expected_by_type,
         delivered: expected.len() - missing.len(),
         missing,
         duplicated_effects,
@@ -149,6 +157,10 @@ mod tests {
     fn the_json_report_carries_every_figure_that_chaos_reads() {
         let report = Report {
             expected: 5,
+            expected_by_type: BTreeMap::from([
+                ("task.completed".to_owned(), 2),
+                ("task.created".to_owned(), 3),
+            ]),
             delivered: 4,
             missing: vec![Uuid::nil()],
             duplicated_effects: 2,
@@ -162,6 +174,7 @@ mod tests {
             json,
             serde_json::json!({
                 "expected": 5,
+                "expected_by_type": { "task.completed": 2, "task.created": 3 },
                 "delivered": 4,
                 "missing": 1,
                 "duplicated_effects": 2,

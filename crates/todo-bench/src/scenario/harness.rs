@@ -79,10 +79,12 @@ pub struct Hooks<'a> {
     /// the relay). Returns seconds from the start when it ran.
     #[allow(clippy::type_complexity)]
     pub after_load: Option<Box<dyn FnOnce() -> futures::future::BoxFuture<'a, Result<()>> + 'a>>,
-    /// Judges a ramp step from the latest sample: `(bounded, why)`.
+    /// Judges a ramp step from the latest sample, the requests ok and failed
+    /// so far and how long the step really took in seconds (longer than
+    /// planned when sending fell behind): `(bounded, why)`.
     #[allow(clippy::type_complexity)]
     pub judge_step:
-        Option<Box<dyn FnMut(usize, &Schedule, &Sampler, u64, u64) -> (bool, String) + 'a>>,
+        Option<Box<dyn FnMut(usize, &Schedule, &Sampler, u64, u64, f64) -> (bool, String) + 'a>>,
 }
 
 /// Runs one load against `targets` and measures it end to end.
@@ -132,7 +134,14 @@ pub async fn measure(
                         .live
                         .failed
                         .load(std::sync::atomic::Ordering::Relaxed);
-                    let verdict = judge(step, &schedule, &sampler, ok, failed);
+                    // NB: when the stack stops keeping up, the requests in
+                    // flight hit their cap and sends start late: the step ends
+                    // late, and its requests count over the time it took.
+                    let took = start
+                        .elapsed()
+                        .saturating_sub(schedule.step_start(step))
+                        .as_secs_f64();
+                    let verdict = judge(step, &schedule, &sampler, ok, failed, took);
                     let bounded = verdict.0;
                     step_verdicts.push(verdict);
                     if !bounded {

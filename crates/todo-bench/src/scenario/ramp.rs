@@ -14,11 +14,20 @@ use crate::schedule::Schedule;
 use crate::stats::{self, LatencySummary};
 
 /// Whether a ramp step kept up: almost every request succeeded at almost
-/// the offered rate, and at the step's end the pipeline was less than half a
-/// second of events behind (written by us minus processed by the service).
-pub fn step_verdict(rate: f64, step_s: f64, ok: u64, failed: u64, behind: i64) -> (bool, String) {
+/// the offered rate over the time the step really took (`took_s`: longer
+/// than `step_s` when the API fell so far behind that sends were late), and
+/// at the step's end the pipeline was less than half a second of events
+/// behind (written by us minus processed by the service).
+pub fn step_verdict(
+    rate: f64,
+    step_s: f64,
+    took_s: f64,
+    ok: u64,
+    failed: u64,
+    behind: i64,
+) -> (bool, String) {
     let sent = ok + failed;
-    let achieved = ok as f64 / step_s;
+    let achieved = ok as f64 / took_s.max(step_s);
     let allowed = (rate * 0.5).max(200.0);
     if sent > 0 && failed as f64 > 0.01 * sent as f64 {
         (false, format!("{failed} of {sent} requests failed"))
@@ -57,7 +66,7 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
         .and_then(|s| stats::sum_of(&s, "events_consumed_total"))
         .unwrap_or(0.0);
     let mut prev = (0u64, 0u64);
-    let judge = move |step: usize, sch: &Schedule, s: &Sampler, ok: u64, failed: u64| {
+    let judge = move |step: usize, sch: &Schedule, s: &Sampler, ok: u64, failed: u64, took_s| {
         let (step_ok, step_failed) = (ok - prev.0, failed - prev.1);
         prev = (ok, failed);
         let behind = s
@@ -70,6 +79,7 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
         step_verdict(
             sch.steps[step].rate,
             sch.steps[step].duration.as_secs_f64(),
+            took_s,
             step_ok,
             step_failed,
             behind,
@@ -156,14 +166,24 @@ mod tests {
 
     #[test]
     fn a_step_is_bounded_when_requests_succeed_and_the_pipeline_keeps_up() {
-        assert!(step_verdict(1_000.0, 10.0, 10_000, 0, 120).0);
-        let (ok, why) = step_verdict(1_000.0, 10.0, 10_000, 0, 900);
+        assert!(step_verdict(1_000.0, 10.0, 10.0, 10_000, 0, 120).0);
+        let (ok, why) = step_verdict(1_000.0, 10.0, 10.0, 10_000, 0, 900);
         assert!(!ok && why.contains("behind"), "{why}");
-        let (ok, why) = step_verdict(1_000.0, 10.0, 9_000, 0, 0);
+        let (ok, why) = step_verdict(1_000.0, 10.0, 10.0, 9_000, 0, 0);
         assert!(!ok && why.contains("achieved"), "{why}");
-        let (ok, why) = step_verdict(1_000.0, 10.0, 9_800, 200, 0);
+        let (ok, why) = step_verdict(1_000.0, 10.0, 10.0, 9_800, 200, 0);
         assert!(!ok && why.contains("failed"), "{why}");
         // Small rates get a floor of 200 events.
-        assert!(step_verdict(100.0, 10.0, 1_000, 0, 150).0);
+        assert!(step_verdict(100.0, 10.0, 10.0, 1_000, 0, 150).0);
+    }
+
+    #[test]
+    fn a_step_whose_sends_fell_behind_is_not_bounded_though_all_its_requests_succeeded() {
+        // Every request of a 10 s step at 4 000/s succeeded, but sending
+        // them took 15 s: the API served 2 667/s.
+        let (ok, why) = step_verdict(4_000.0, 10.0, 15.0, 40_000, 0, 0);
+        assert!(!ok && why.contains("achieved 2667"), "{why}");
+        // A step that ends a little late (a scheduler hiccup) still counts.
+        assert!(step_verdict(4_000.0, 10.0, 10.2, 40_000, 0, 0).0);
     }
 }

@@ -13,6 +13,7 @@ pub mod dead_letter;
 pub mod dedup;
 pub mod notifier;
 pub mod parking;
+mod spans;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use todo_events::{decode_record, headers, Event, EventType};
 use todo_kafka::TopicNames;
-use todo_runtime::trace::{Attribute, Span, SpanKind, TraceContext};
+use todo_runtime::trace::{Attribute, TraceContext};
 use tokio_util::sync::CancellationToken;
 
 use crate::record::Record;
@@ -30,6 +31,7 @@ use crate::store::{self, Applied, Failure, Incoming};
 use crate::Cancelled;
 use dead_letter::{DeadLetters, Failure as DeadLetter};
 use parking::{first_retry_at, Keys, ParkingLot, BEHIND};
+use spans::process_spans;
 
 /// An event decoded from `record`, with where it was read and its trace.
 fn incoming_of(event: Event, record: &Record) -> Incoming {
@@ -41,57 +43,6 @@ fn incoming_of(event: Event, record: &Record) -> Incoming {
         trace: record
             .header(headers::TRACEPARENT)
             .and_then(TraceContext::parse),
-    }
-}
-
-/// The spans of processing a batch, ended when dropped: the batch's own
-/// (a new trace linked to each event's) and one per event in the event's
-/// trace, a child of the span that published it. Their effect is one
-/// statement, so they share its timing. None while export is off.
-struct ProcessSpans {
-    _batch: Option<Span>,
-    events: Vec<Span>,
-}
-
-fn process_spans(batch: &[Incoming]) -> ProcessSpans {
-    if !todo_runtime::trace::exporting() {
-        return ProcessSpans {
-            _batch: None,
-            events: Vec::new(),
-        };
-    }
-    let mut span = Span::start_linked(
-        "process batch",
-        SpanKind::Consumer,
-        None,
-        batch.iter().filter_map(|i| i.trace.as_ref()),
-    );
-    span.record(|| {
-        vec![Attribute::new(
-            "messaging.batch.message_count",
-            batch.len() as i64,
-        )]
-    });
-    let events = batch
-        .iter()
-        .map(|i| {
-            let mut s = Span::start("process", SpanKind::Consumer, i.trace.as_ref());
-            s.record(|| {
-                vec![
-                    Attribute::new("messaging.operation.type", "process"),
-                    Attribute::new("messaging.destination.name", i.topic.clone()),
-                    Attribute::new("messaging.message.id", i.event.event_id.to_string()),
-                    Attribute::new("messaging.kafka.offset", i.offset),
-                    Attribute::new("todo.event_type", i.event.event_type().as_str()),
-                    Attribute::new("todo.task_id", i.event.task_id()),
-                ]
-            });
-            s
-        })
-        .collect();
-    ProcessSpans {
-        _batch: Some(span),
-        events,
     }
 }
 

@@ -17,83 +17,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics as m;
 
+mod alerts;
+mod exposition;
+
+use alerts::RULES;
+pub use alerts::{Alert, AlertState};
+use exposition::parse_exposition;
+
 /// How often a sample is taken.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// How many samples are kept (15 minutes).
 const KEPT: usize = 180;
-/// The window of the rate-based alerts, as in their rules (`[5m]`).
-const RATE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
-
-/// One metric line of a Prometheus text exposition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Line {
-    /// Metric name.
-    pub name: String,
-    /// Labels, in order.
-    pub labels: Vec<(String, String)>,
-    /// Value.
-    pub value: f64,
-}
-
-impl Line {
-    fn label(&self, name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// The metric lines of a text exposition (comments and lines that do not
-/// parse are skipped).
-pub fn parse_exposition(text: &str) -> Vec<Line> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(parse_line)
-        .collect()
-}
-
-fn parse_line(line: &str) -> Option<Line> {
-    let (head, value) = line.trim().rsplit_once(' ')?;
-    let value = match value {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        v => v.parse().ok()?,
-    };
-    let Some((name, rest)) = head.split_once('{') else {
-        return Some(Line {
-            name: head.to_owned(),
-            labels: Vec::new(),
-            value,
-        });
-    };
-    let mut labels = Vec::new();
-    let mut rest = rest.strip_suffix('}')?;
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once("=\"")?;
-        // The value runs to the first quote that is not escaped.
-        let mut val = String::new();
-        let mut chars = after.char_indices();
-        let end = loop {
-            match chars.next()? {
-                (_, '\\') => match chars.next()?.1 {
-                    'n' => val.push('\n'),
-                    c => val.push(c),
-                },
-                (i, '"') => break i,
-                (_, c) => val.push(c),
-            }
-        };
-        labels.push((key.trim_start_matches(',').to_owned(), val));
-        rest = after[end + 1..].trim_start_matches(',');
-    }
-    Some(Line {
-        name: name.to_owned(),
-        labels,
-        value,
-    })
-}
-
 /// What one sample keeps.
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
@@ -171,176 +105,6 @@ impl Sample {
     pub fn total_lag(&self) -> f64 {
         self.lag.values().sum()
     }
-}
-
-/// The state of one alert.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AlertState {
-    /// The condition does not hold.
-    Ok,
-    /// The condition holds, not yet for the rule's `for`.
-    Pending,
-    /// The condition has held for the rule's `for`.
-    Firing,
-    /// Cannot be evaluated here (why).
-    Unknown(String),
-}
-
-impl AlertState {
-    /// The lowercase name, also the CSS class.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            AlertState::Ok => "ok",
-            AlertState::Pending => "pending",
-            AlertState::Firing => "firing",
-            AlertState::Unknown(_) => "unknown",
-        }
-    }
-}
-
-/// One alert as evaluated now.
-#[derive(Debug, Clone)]
-pub struct Alert {
-    /// The rule's name in `ops/prometheus/alerts.yml`.
-    pub name: &'static str,
-    /// What it means.
-    pub summary: &'static str,
-    /// Its state.
-    pub state: AlertState,
-    /// The value the condition compares, as text.
-    pub value: String,
-    /// Since when the condition has held.
-    pub since: Option<DateTime<Utc>>,
-}
-
-/// A rule: its name, meaning, `for`, and its value over the samples (None:
-/// cannot be evaluated, with why) compared with its threshold.
-struct Rule {
-    name: &'static str,
-    summary: &'static str,
-    hold: chrono::TimeDelta,
-    threshold: f64,
-    value: fn(&VecDeque<Sample>) -> Result<f64, String>,
-    unit: &'static str,
-}
-
-/// The rules, with the thresholds and `for` of `ops/prometheus/alerts.yml`
-/// (a unit test reads that file and checks they agree).
-const RULES: [Rule; 5] = [
-    Rule {
-        name: "EventPublishFailureRateHigh",
-        summary: "More than 5% of the backend's publish attempts fail",
-        hold: chrono::TimeDelta::minutes(2),
-        threshold: 0.05,
-        value: publish_failure_ratio,
-        unit: "",
-    },
-    Rule {
-        name: "ConsumerLagHigh",
-        summary: "A partition is over 1000 records behind",
-        hold: chrono::TimeDelta::minutes(5),
-        threshold: 1000.0,
-        value: |s| Ok(newest(s)?.lag.values().copied().fold(0.0, f64::max)),
-        unit: " records",
-    },
-    Rule {
-        name: "EventProcessingSlow",
-        summary: "Processing time p95 over 1 second",
-        hold: chrono::TimeDelta::minutes(5),
-        threshold: 1.0,
-        value: processing_p95,
-        unit: " s",
-    },
-    Rule {
-        name: "ConsumerLagOld",
-        summary: "The oldest unprocessed record is over 60 seconds old",
-        hold: chrono::TimeDelta::minutes(5),
-        threshold: 60.0,
-        value: |s| Ok(newest(s)?.lag_seconds),
-        unit: " s",
-    },
-    Rule {
-        name: "EventParkedTooLong",
-        summary: "A parked event has waited over 10 minutes",
-        hold: chrono::TimeDelta::minutes(5),
-        threshold: 600.0,
-        value: |s| Ok(newest(s)?.parked_age_seconds),
-        unit: " s",
-    },
-];
-
-fn newest(s: &VecDeque<Sample>) -> Result<&Sample, String> {
-    s.back().ok_or_else(|| "no sample yet".to_owned())
-}
-
-/// The newest sample and the oldest one within the rate window.
-fn window(s: &VecDeque<Sample>) -> Result<(&Sample, &Sample), String> {
-    let new = newest(s)?;
-    let old = s
-        .iter()
-        .find(|o| new.at - o.at <= RATE_WINDOW)
-        .filter(|o| o.at < new.at)
-        .ok_or_else(|| "one sample so far".to_owned())?;
-    Ok((old, new))
-}
-
-fn publish_failure_ratio(s: &VecDeque<Sample>) -> Result<f64, String> {
-    let (old, new) = window(s)?;
-    let (Some((ok0, f0)), Some((ok1, f1))) = (old.publishing, new.publishing) else {
-        return Err("the backend's metrics are not scraped (CONSOLE_BACKEND_METRICS_URL)".into());
-    };
-    let (ok, failed) = ((ok1 - ok0).max(0.0), (f1 - f0).max(0.0));
-    Ok(if ok + failed > 0.0 {
-        failed / (ok + failed)
-    } else {
-        0.0
-    })
-}
-
-/// `histogram_quantile(0.95, rate(buckets[5m]))`: linear within the bucket.
-fn processing_p95(s: &VecDeque<Sample>) -> Result<f64, String> {
-    let (old, new) = window(s)?;
-    let delta: Vec<(f64, f64)> = new
-        .processing_buckets
-        .iter()
-        .map(|&(le, c)| {
-            let before = old
-                .processing_buckets
-                .iter()
-                .find(|b| b.0 == le)
-                .map_or(0.0, |b| b.1);
-            (le, (c - before).max(0.0))
-        })
-        .collect();
-    Ok(quantile(0.95, &delta))
-}
-
-/// The `q` quantile of cumulative `buckets` (upper bound, count), as
-/// Prometheus computes it; 0 when empty.
-pub fn quantile(q: f64, buckets: &[(f64, f64)]) -> f64 {
-    let Some(&(_, total)) = buckets.last() else {
-        return 0.0;
-    };
-    if total <= 0.0 {
-        return 0.0;
-    }
-    let rank = q * total;
-    let (mut lower, mut below) = (0.0, 0.0);
-    for &(le, count) in buckets {
-        if count >= rank {
-            if le.is_infinite() {
-                return lower;
-            }
-            let inside = count - below;
-            return if inside > 0.0 {
-                lower + (le - lower) * (rank - below) / inside
-            } else {
-                le
-            };
-        }
-        (lower, below) = (le, count);
-    }
-    lower
 }
 
 /// The samples and the alerts' running state.
@@ -486,6 +250,7 @@ pub fn series(samples: &[Sample]) -> (Points, Points) {
 
 #[cfg(test)]
 mod tests {
+    use super::exposition::{quantile, Line};
     use super::*;
 
     #[test]
