@@ -46,6 +46,10 @@ pub struct Common {
     /// Short run: every scenario finishes in under a minute.
     #[arg(long, global = true)]
     pub quick: bool,
+    /// Seconds of unrecorded load at an open-loop scenario's first rate
+    /// before it measures (default 10; 2 with --quick; 0: none).
+    #[arg(long, global = true)]
+    pub warmup_s: Option<f64>,
     /// Report directory (default `target/bench/<scenario>-<timestamp>/`).
     #[arg(long, global = true)]
     pub out: Option<PathBuf>,
@@ -120,6 +124,15 @@ pub struct Common {
     /// Kafka connection (consumer lag is read from the brokers).
     #[command(flatten)]
     pub kafka: todo_kafka::KafkaArgs,
+}
+
+impl Common {
+    /// The warm-up in seconds (see [`Common::warmup_s`]'s option).
+    pub fn warmup(&self) -> f64 {
+        self.warmup_s
+            .unwrap_or(if self.quick { 2.0 } else { 10.0 })
+            .max(0.0)
+    }
 }
 
 /// `steady`.

@@ -315,6 +315,7 @@ mod tests {
         let mut run = LoadRun {
             rate_per_s: Some(1_000.0),
             duration_s: 60.0,
+            warmup_s: 10.0,
             ..Default::default()
         };
         run.pipeline.produced = 60_000;

@@ -54,7 +54,7 @@ fn api_md(out: &mut String, a: &ApiReport) {
 fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
     let _ = writeln!(
         out,
-        "\n## {title}\n\n{} loop, {}, {:.0} s, mix `{}`, correlation id `{}`; waited {:.1} s for the last events; \
+        "\n## {title}\n\n{} loop, {}, {:.0} s after {:.0} s of unrecorded warm-up, mix `{}`, correlation id `{}`; waited {:.1} s for the last events; \
          machine CPU busy {} % on average (all processes; {} % in the 2 s before the load); todo-bench used {} CPU s.",
         r.mode,
         match (r.rate_per_s, r.concurrency) {
@@ -63,6 +63,7 @@ fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
             _ => String::new(),
         },
         r.duration_s,
+        r.warmup_s,
         r.mix,
         r.correlation_id,
         r.drain_wait_s,

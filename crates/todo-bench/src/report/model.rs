@@ -83,6 +83,10 @@ pub struct LoadRun {
     pub concurrency: Option<u64>,
     /// Send window.
     pub duration_s: f64,
+    /// Unrecorded load at the same rate before the window (0 in reports
+    /// from before warm-ups).
+    #[serde(default)]
+    pub warmup_s: f64,
     /// Request mix.
     pub mix: String,
     /// The run's correlation id (outbox and audit log rows carry it).
@@ -351,7 +355,8 @@ mod tests {
                 "processing",
                 "publish",
                 "rate_per_s",
-                "timeline"
+                "timeline",
+                "warmup_s"
             ]
         );
         assert_eq!(

@@ -35,6 +35,8 @@ pub enum Load {
 
 /// Everything one load run measured.
 pub struct Measured {
+    /// Seconds of unrecorded warm-up before the run.
+    pub warmup_s: f64,
     /// The run's correlation id.
     pub correlation_id: uuid::Uuid,
     /// Per target.
@@ -98,13 +100,22 @@ pub async fn measure(
     let correlation_id = uuid::Uuid::new_v4();
     let api = Api::new(correlation_id, Duration::from_millis(ctx.common.timeout_ms));
     let names = targets.iter().map(|t| t.name.clone()).collect();
-    let driver = Driver::new(api, targets, ctx.common.mix.clone());
     if let Some(limit) = ctx.common.quiet_below_pct {
         wait_quiet(limit, Duration::from_secs(ctx.common.quiet_wait_s)).await;
     }
+    let cpu_busy_before_pct = cpu_busy_over(Duration::from_secs(2)).await;
+    // NB: after the idle machine's CPU is read, and right before the run.
+    let warmup_s = match &load {
+        Load::Open(s) => {
+            let seconds = ctx.common.warmup();
+            warm_up(ctx, &targets, s.steps[0].rate, seconds).await;
+            seconds
+        }
+        Load::Closed { .. } => 0.0,
+    };
+    let driver = Driver::new(api, targets, ctx.common.mix.clone());
     let before = sampler::scrape(&ctx.http, &ctx.events_metrics_url()).await;
     let publish_before = sampler::scrape(&ctx.http, &ctx.backend_metrics_url()).await;
-    let cpu_busy_before_pct = cpu_busy_over(Duration::from_secs(2)).await;
     let cpu_at_start = own_cpu_s();
     // NB: the marks (and the database clock's t0) right before the start:
     // every database timestamp is read as seconds from t0.
@@ -197,6 +208,7 @@ pub async fn measure(
     let events = pipeline::fetch(&ctx.backend_db, &ctx.events_db, &marks).await?;
     Ok((
         Measured {
+            warmup_s,
             correlation_id,
             recorders,
             window,
@@ -275,6 +287,7 @@ pub(super) fn load_run(
 ) -> LoadRun {
     let pipeline = pipeline::analyse(&m.events, m.window.as_secs_f64());
     LoadRun {
+        warmup_s: m.warmup_s,
         mode: mode.into(),
         rate_per_s: rate,
         concurrency,
@@ -294,4 +307,27 @@ pub(super) fn load_run(
 
 pub(super) fn backend_target(ctx: &Ctx) -> Arc<Target> {
     Arc::new(Target::new("backend", &ctx.common.backend_url))
+}
+
+/// Unrecorded load on `targets` at `rate` for `seconds` (their task pools
+/// are kept): fresh processes open their connection pools and fill their
+/// caches, and the pipeline reaches its steady state, before a scenario
+/// measures.
+async fn warm_up(ctx: &Ctx, targets: &[Arc<Target>], rate: f64, seconds: f64) {
+    if seconds <= 0.0 {
+        return;
+    }
+    let api = Api::new(
+        uuid::Uuid::new_v4(),
+        Duration::from_millis(ctx.common.timeout_ms),
+    );
+    let driver = Driver::new(api, targets.to_vec(), ctx.common.mix.clone());
+    let schedule = Schedule::constant(rate, Duration::from_secs_f64(seconds));
+    let start = Instant::now();
+    let (tx, collector) = load::collect(targets.iter().map(|t| t.name.clone()).collect(), start);
+    let in_flight = Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT));
+    load::open_loop(&driver, start, schedule.slots(), &in_flight, &tx).await;
+    load::wait_in_flight(&in_flight, DEFAULT_MAX_IN_FLIGHT).await;
+    drop(tx);
+    let _ = collector.await;
 }

@@ -24,7 +24,7 @@ use crate::sampler::{LagProbe, Sources};
 pub use backlog::backlog;
 pub use harness::{cpu_mean, measure, Hooks, Load, Measured};
 pub use max::max;
-pub use overhead::{overhead, overhead_warmup_s};
+pub use overhead::overhead;
 pub use plots::plot_run;
 pub use probes::{cpu_busy_over, own_cpu_s, wait_quiet};
 pub use ramp::{ramp, step_verdict};

@@ -4,31 +4,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
 use super::harness::{measure, Hooks, Load};
 use super::plots::plot_run;
 use super::Ctx;
 use crate::cli::OverheadArgs;
-use crate::client::{Api, Target};
+use crate::client::Target;
 use crate::error::Result;
 use crate::instance::{self, BackendSpec};
-use crate::load::{self, Driver, DEFAULT_MAX_IN_FLIGHT};
 use crate::pipeline;
 use crate::report::OverheadRun;
 use crate::schedule::Schedule;
 use crate::stats;
-
-/// Seconds of unrecorded load before `overhead` measures (fresh processes
-/// open their connection pools and fill their caches first).
-pub fn overhead_warmup_s(quick: bool) -> f64 {
-    if quick {
-        2.0
-    } else {
-        5.0
-    }
-}
 
 /// `overhead`: events on vs off, or (`--traces`) span export on vs off.
 pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
@@ -72,7 +59,7 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
     };
     let on_target = Arc::new(Target::new(names.0, &on.url));
     let off_target = Arc::new(Target::new(names.1, &off.url));
-    let warmup = overhead_warmup_s(ctx.common.quick);
+    let warmup = ctx.common.warmup();
     let method = if let Some(sink) = &sink {
         format!(
             "Two todo-backend instances started by todo-bench from the same binary against the \
@@ -103,7 +90,6 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
     };
     let targets = vec![on_target, off_target.clone()];
     let result = async {
-        warm_up(ctx, &targets, 2.0 * args.rate, warmup).await;
         let schedule = Schedule::constant(2.0 * args.rate, Duration::from_secs_f64(duration));
         measure(
             ctx,
@@ -167,24 +153,4 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
         &run.timeline,
     )?;
     Ok(run)
-}
-
-/// Unrecorded load on `targets` (their task pools are kept).
-async fn warm_up(ctx: &Ctx, targets: &[Arc<Target>], rate: f64, seconds: f64) {
-    if seconds <= 0.0 {
-        return;
-    }
-    let api = Api::new(
-        uuid::Uuid::new_v4(),
-        Duration::from_millis(ctx.common.timeout_ms),
-    );
-    let driver = Driver::new(api, targets.to_vec(), ctx.common.mix.clone());
-    let schedule = Schedule::constant(rate, Duration::from_secs_f64(seconds));
-    let start = Instant::now();
-    let (tx, collector) = load::collect(targets.iter().map(|t| t.name.clone()).collect(), start);
-    let in_flight = Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT));
-    load::open_loop(&driver, start, schedule.slots(), &in_flight, &tx).await;
-    load::wait_in_flight(&in_flight, DEFAULT_MAX_IN_FLIGHT).await;
-    drop(tx);
-    let _ = collector.await;
 }
