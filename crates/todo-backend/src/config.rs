@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use todo_events::{ContentType, EventVersion};
-use todo_kafka::{KafkaArgs, ProducerArgs, Secret, TopicSettings};
+use todo_kafka::{KafkaArgs, ProducerArgs, TopicSettings};
+use todo_runtime::Secret;
 
 use crate::outbox::relay::RelaySettings;
 

@@ -159,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut config = Config::from_env();
     config.http_addr = "127.0.0.1:0".parse()?;
-    config.database_url = todo_kafka::Secret::new(&database_url);
+    config.database_url = todo_runtime::Secret::new(&database_url);
     config.kafka = stack.kafka_args(&prefix);
     config.consumer.group_id = format!("bench-{}", todo_testkit::short_id());
     config.consumer.lag_interval_ms = 500;

@@ -3,7 +3,7 @@
 //! other librdkafka setting, which may not override a typed one.
 
 use rdkafka::ClientConfig;
-pub use todo_runtime::Secret;
+use todo_runtime::Secret;
 
 /// Errors in the client configuration.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use todo_kafka::{KafkaArgs, ProducerArgs, Secret};
+use todo_kafka::{KafkaArgs, ProducerArgs};
+use todo_runtime::Secret;
 use todo_testkit::{create_topics, read_records, Stack};
 
 fn sasl_args(password: &str) -> KafkaArgs {

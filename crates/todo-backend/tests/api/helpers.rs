@@ -32,7 +32,7 @@ impl Drop for TestApp {
 pub fn test_config(stack: &Stack, database_url: &str, topic_prefix: &str) -> Config {
     let mut config = Config::from_env();
     config.http_addr = "127.0.0.1:0".parse().unwrap();
-    config.database_url = todo_kafka::Secret::new(database_url);
+    config.database_url = todo_runtime::Secret::new(database_url);
     config.database_max_connections = 8;
     config.kafka = stack.kafka_args(topic_prefix);
     config.relay.poll_interval_ms = 100;

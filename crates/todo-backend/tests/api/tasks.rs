@@ -413,7 +413,7 @@ mod auth {
     #[tokio::test]
     async fn with_a_jwt_secret_tasks_belong_to_the_token_subject_and_others_get_404() {
         let app =
-            spawn_app_with(|c| c.jwt_hs256_secret = Some(todo_kafka::Secret::new(SECRET))).await;
+            spawn_app_with(|c| c.jwt_hs256_secret = Some(todo_runtime::Secret::new(SECRET))).await;
         let alice = token("alice");
         let bob = token("bob");
 

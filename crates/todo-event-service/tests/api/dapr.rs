@@ -134,7 +134,7 @@ async fn while_the_database_is_down_deliveries_are_answered_retry_and_nothing_is
     let svc = h
         .spawn_with(|c| {
             c.event_source = EventSource::Dapr;
-            c.database_url = todo_kafka::Secret::new(&via_forwarder);
+            c.database_url = todo_runtime::Secret::new(&via_forwarder);
             c.database_acquire_timeout_ms = 500;
         })
         .await;

@@ -150,7 +150,7 @@ impl Harness {
     pub fn config(&self) -> Config {
         let mut c = Config::from_env();
         c.http_addr = "127.0.0.1:0".parse().unwrap();
-        c.database_url = todo_kafka::Secret::new(&self.database_url);
+        c.database_url = todo_runtime::Secret::new(&self.database_url);
         c.database_max_connections = 8;
         c.kafka = self.stack.kafka_args(&self.prefix);
         c.consumer.group_id = self.group.clone();
@@ -162,7 +162,7 @@ impl Harness {
         c.retry.base_ms = 20;
         c.retry.cap_ms = 100;
         c.webhooks.urls = Vec::new();
-        c.webhooks.redis_url = todo_kafka::Secret::new(&self.stack.redis_url);
+        c.webhooks.redis_url = todo_runtime::Secret::new(&self.stack.redis_url);
         c.webhooks.claim_ttl_ms = 5_000;
         c
     }
