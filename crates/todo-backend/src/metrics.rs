@@ -13,6 +13,8 @@ pub const EVENTS_PUBLISHED_TOTAL: &str = "events_published_total";
 pub const EVENTS_PUBLISHED_FAILURES_TOTAL: &str = "events_published_failures_total";
 /// Seconds from handing a batch to the producer to each event's acknowledgement.
 pub const EVENT_PUBLISH_DURATION_SECONDS: &str = "event_publish_duration_seconds";
+/// Seconds from an event's write (its outbox row's `created_at`) to the relay reading it.
+pub const OUTBOX_RELAY_PICKUP_SECONDS: &str = "outbox_relay_pickup_seconds";
 /// Outbox rows not yet published.
 pub const OUTBOX_DEPTH: &str = "outbox_depth";
 /// Age of the oldest unpublished outbox row.
@@ -38,6 +40,11 @@ pub fn install() -> PrometheusHandle {
         Unit::Seconds,
         "Publish latency: send to acknowledgement"
     );
+    describe_histogram!(
+        OUTBOX_RELAY_PICKUP_SECONDS,
+        Unit::Seconds,
+        "Relay pickup: an event's write to the relay reading its outbox row"
+    );
     describe_gauge!(OUTBOX_DEPTH, "Outbox rows not yet published");
     describe_gauge!(
         OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS,
@@ -61,6 +68,11 @@ pub fn install() -> PrometheusHandle {
 pub(crate) fn published(event_type: &str, count: usize, elapsed: Duration) {
     counter!(EVENTS_PUBLISHED_TOTAL, "event_type" => event_type.to_owned()).increment(count as u64);
     histogram!(EVENT_PUBLISH_DURATION_SECONDS).record_many(elapsed.as_secs_f64(), count);
+}
+
+/// An outbox row read by the relay `waited_s` after it was written.
+pub(crate) fn picked_up(waited_s: f64) {
+    histogram!(OUTBOX_RELAY_PICKUP_SECONDS).record(waited_s.max(0.0));
 }
 
 pub(crate) fn publish_failed(event_type: &str) {

@@ -13,6 +13,8 @@ pub const EVENTS_CONSUMED_TOTAL: &str = "events_consumed_total";
 pub const EVENTS_DUPLICATE_TOTAL: &str = "events_duplicate_total";
 /// Seconds from reading an event off its partition to its effects being committed.
 pub const EVENT_PROCESSING_DURATION_SECONDS: &str = "event_processing_duration_seconds";
+/// Seconds from a record's Kafka timestamp (the producer's send) to this service reading it.
+pub const EVENT_DELIVERY_DURATION_SECONDS: &str = "event_delivery_duration_seconds";
 /// High watermark minus committed offset, per topic and partition.
 pub const CONSUMER_LAG: &str = "consumer_lag";
 /// Age of the oldest record not yet processed, per topic and partition (0 when caught up).
@@ -50,6 +52,11 @@ pub fn install() -> PrometheusHandle {
         EVENT_PROCESSING_DURATION_SECONDS,
         Unit::Seconds,
         "Time from reading an event to committing its effects"
+    );
+    describe_histogram!(
+        EVENT_DELIVERY_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time from an event's Kafka timestamp (its producer's send) to reading it"
     );
     describe_gauge!(
         CONSUMER_LAG,
@@ -111,6 +118,14 @@ pub(crate) fn duplicates(n: u64) {
 
 pub(crate) fn processing_time(elapsed: Duration) {
     histogram!(EVENT_PROCESSING_DURATION_SECONDS).record(elapsed.as_secs_f64());
+}
+
+/// A record stamped `timestamp_ms` by its producer, read `read_ago` ago.
+/// Clocks of different hosts may disagree: a negative delay counts as 0.
+pub(crate) fn delivery_time(timestamp_ms: i64, read_ago: Duration) {
+    let now_ms = chrono::Utc::now().timestamp_millis() as f64;
+    let delay_ms = now_ms - read_ago.as_secs_f64() * 1_000.0 - timestamp_ms as f64;
+    histogram!(EVENT_DELIVERY_DURATION_SECONDS).record((delay_ms / 1_000.0).max(0.0));
 }
 
 pub(crate) fn lag(topic: &str, partition: i32, lag: i64) {

@@ -9,7 +9,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// The columns of [`Unpublished`].
-const COLUMNS: &str = "id, event_id, event_type, topic, key, payload, headers";
+const COLUMNS: &str = "id, event_id, event_type, topic, key, payload, headers, \
+     EXTRACT(EPOCH FROM clock_timestamp() - created_at)::float8 AS waited_s";
 
 /// One unpublished row, as the relay sends it.
 #[derive(Debug, sqlx::FromRow)]
@@ -28,6 +29,9 @@ pub struct Unpublished {
     pub payload: Vec<u8>,
     /// Kafka headers as `[name, value]` pairs.
     pub headers: Json<Vec<[String; 2]>>,
+    /// Seconds from the row's write (`created_at`) to this read, on the
+    /// database's clock: how long the event waited for the relay.
+    pub waited_s: f64,
 }
 
 /// The first `limit` unpublished rows in id order.

@@ -381,6 +381,10 @@ async fn health_ready_metrics_and_openapi_answer() {
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("events_published_total"), "{metrics}");
     assert!(metrics.contains("event_publish_duration_seconds"));
+    assert!(
+        metrics.contains("outbox_relay_pickup_seconds_count"),
+        "{metrics}"
+    );
     let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
     for path in [
         "/tasks",

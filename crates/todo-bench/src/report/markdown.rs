@@ -92,7 +92,43 @@ fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
         opt(r.publish.p95_ms),
         opt(r.publish.p99_ms)
     );
+    stages_md(out, r);
     out.push_str(plots);
+}
+
+/// Where an event's time goes, stage by stage, from the services' own
+/// histograms (bucket-interpolated; the stages from the relay's send overlap).
+fn stages_md(out: &mut String, r: &LoadRun) {
+    out.push_str(
+        "\n| stage (service histogram) | events | p50 ms | p95 ms | p99 ms |\n|---|---:|---:|---:|---:|\n",
+    );
+    for (stage, h) in [
+        (
+            "write → relay read (`outbox_relay_pickup_seconds`)",
+            &r.pickup,
+        ),
+        (
+            "relay send → Kafka ack (`event_publish_duration_seconds`)",
+            &r.publish,
+        ),
+        (
+            "relay send → event service read (`event_delivery_duration_seconds`)",
+            &r.delivery,
+        ),
+        (
+            "read → effects committed (`event_processing_duration_seconds`)",
+            &r.processing,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {stage} | {} | {} | {} | {} |",
+            h.count,
+            opt(h.p50_ms),
+            opt(h.p95_ms),
+            opt(h.p99_ms)
+        );
+    }
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {

@@ -99,6 +99,14 @@ pub struct LoadRun {
     pub processing: ProcessingReport,
     /// Relay publish time (send to Kafka acknowledgement).
     pub publish: ProcessingReport,
+    /// Relay pickup time: an event's write (outbox `created_at`) to the
+    /// relay reading it (none in reports from before it was measured).
+    #[serde(default)]
+    pub pickup: ProcessingReport,
+    /// Kafka delivery: a record's Kafka timestamp (the relay's send) to the
+    /// event service reading it.
+    #[serde(default)]
+    pub delivery: ProcessingReport,
     /// Lag and outbox depth.
     pub lag: LagReport,
     /// Seconds waited after the send window for the last events.
@@ -346,11 +354,13 @@ mod tests {
                 "correlation_id",
                 "cpu_busy_before_pct",
                 "cpu_busy_pct_mean",
+                "delivery",
                 "drain_wait_s",
                 "duration_s",
                 "lag",
                 "mix",
                 "mode",
+                "pickup",
                 "pipeline",
                 "processing",
                 "publish",

@@ -53,6 +53,10 @@ pub struct Measured {
     pub processing: ProcessingReport,
     /// The relay's send-to-acknowledgement time over the run.
     pub publish: ProcessingReport,
+    /// The relay's pickup time (an event's write to its read) over the run.
+    pub pickup: ProcessingReport,
+    /// Kafka delivery (the producer's send to the event service's read) over the run.
+    pub delivery: ProcessingReport,
     /// Steps run (ramp).
     pub steps_run: usize,
     /// Verdict per step (ramp).
@@ -199,9 +203,19 @@ pub async fn measure(
         before.as_deref(),
         after.as_deref(),
     );
+    let delivery = histogram_report(
+        "event_delivery_duration_seconds",
+        before.as_deref(),
+        after.as_deref(),
+    );
     let publish_after = sampler::scrape(&ctx.http, &ctx.backend_metrics_url()).await;
     let publish = histogram_report(
         "event_publish_duration_seconds",
+        publish_before.as_deref(),
+        publish_after.as_deref(),
+    );
+    let pickup = histogram_report(
+        "outbox_relay_pickup_seconds",
         publish_before.as_deref(),
         publish_after.as_deref(),
     );
@@ -217,6 +231,8 @@ pub async fn measure(
             drain_wait,
             processing,
             publish,
+            pickup,
+            delivery,
             steps_run,
             step_verdicts,
             cpu_busy_before_pct,
@@ -299,6 +315,8 @@ pub(super) fn load_run(
         pipeline,
         processing: m.processing.clone(),
         publish: m.publish.clone(),
+        pickup: m.pickup.clone(),
+        delivery: m.delivery.clone(),
         drain_wait_s: stats::round3(m.drain_wait.as_secs_f64()),
         cpu: m.cpu(),
         timeline: m.timeline.clone(),

@@ -143,6 +143,9 @@ impl Processor {
         let mut records = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
         for r in batch {
+            if let Some(ts) = r.timestamp_ms {
+                crate::metrics::delivery_time(ts, r.received.elapsed());
+            }
             match self.decode(r) {
                 Ok(event) => {
                     incoming.push(incoming_of(event, r));

@@ -167,6 +167,7 @@ async fn offsets_are_committed_after_processing_up_to_the_last_record() {
         "{metrics}"
     );
     assert!(metrics.contains("event_processing_duration_seconds_bucket"));
+    assert!(metrics.contains("event_delivery_duration_seconds_bucket"));
     let lag_line = format!("consumer_lag{{topic=\"{created_topic}\",partition=\"0\"}} 0");
     let lag_zero = todo_testkit::eventually(PATIENCE, || async {
         let m = svc.get("/metrics").await.text().await.ok()?;

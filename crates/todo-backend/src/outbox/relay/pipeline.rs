@@ -93,6 +93,7 @@ impl Pipeline {
         let mut sent = Vec::with_capacity(rows.len());
         let mut outgoing = Vec::with_capacity(rows.len());
         for row in rows {
+            m::picked_up(row.waited_s);
             self.ids.insert(row.id);
             let mut headers: Vec<(String, String)> =
                 row.headers.0.into_iter().map(|[k, v]| (k, v)).collect();
