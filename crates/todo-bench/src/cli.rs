@@ -33,6 +33,10 @@ pub enum Command {
     Overhead(OverheadArgs),
     /// Closed loop: N workers back to back, the API's maximum throughput.
     Max(MaxArgs),
+    /// Restart the services (`--infra`: and PostgreSQL, Redis, Kafka) with
+    /// ./dev, then the steady load at once, with no warm-up: how long the
+    /// stack takes to reach its steady state.
+    Settle(SettleArgs),
     /// steady, overhead, ramp and backlog, one report.
     All,
     /// Only generate load against BACKEND_URL and print one line:
@@ -144,6 +148,20 @@ pub struct SteadyArgs {
     /// Send window in seconds (default 60; 15 with --quick).
     #[arg(long)]
     pub duration_s: Option<f64>,
+}
+
+/// `settle`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SettleArgs {
+    /// Requests (= events) per second.
+    #[arg(long, default_value_t = 1_000.0)]
+    pub rate: f64,
+    /// Send window in seconds (default 60; 20 with --quick).
+    #[arg(long)]
+    pub duration_s: Option<f64>,
+    /// Restart PostgreSQL, Redis and Kafka too, not only the services.
+    #[arg(long)]
+    pub infra: bool,
 }
 
 /// `ramp`.

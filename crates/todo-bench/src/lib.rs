@@ -42,6 +42,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Overhead(a) if a.traces => "trace-overhead",
         Command::Overhead(_) => "overhead",
         Command::Max(_) => "max",
+        Command::Settle(_) => "settle",
         Command::All | Command::Load(_) => "all",
     };
     let started_at = chrono::Utc::now();
@@ -68,6 +69,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Overhead(a) => report.overhead = Some(scenario::overhead(&ctx, a).await?),
         Command::Max(a) => report.max = Some(scenario::max(&ctx, a).await?),
+        Command::Settle(a) => report.settle = Some(scenario::settle(&ctx, a).await?),
         Command::All => {
             let quick = cli.common.quick;
             let secs = |full: f64, q: f64| Some(if quick { q } else { full });

@@ -238,6 +238,26 @@ pub fn markdown(r: &Report) -> String {
         pipeline_md(&mut out, &b.pipeline);
         out.push_str(&plots_md("backlog"));
     }
+    if let Some(s) = &r.settle {
+        let t = &s.settling;
+        let _ = writeln!(
+            out,
+            "\n## settle: right after a restart\n\nRestarted {} with `./dev` in {:.1} s; the load started right after, with no warm-up.\n\n\
+             **Settling:** {}. Steady state (median per-second end-to-end p99 of the second half): {} ms; \
+             a second is settled at or below {} ms; worst per-second p99 before: {} ms.",
+            s.restarted.join(", "),
+            s.restart_s,
+            match (t.settled_after_s, t.settled_in_run) {
+                (Some(at), true) => format!("settled {at:.0} s after the first request"),
+                (Some(_), false) => "not settled by the end of the run".into(),
+                (None, _) => "not measured (too short a run)".into(),
+            },
+            opt(t.steady_e2e_p99_ms),
+            opt(t.bound_ms),
+            opt(t.worst_e2e_p99_ms_before)
+        );
+        run_md(&mut out, "settle: the load", &s.run, &plots_md("settle"));
+    }
     for e in &r.errors {
         let _ = writeln!(out, "\n**Not finished:** {e}");
     }

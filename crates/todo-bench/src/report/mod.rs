@@ -9,5 +9,5 @@ pub use evaluate::{evaluate, target_lines};
 pub use markdown::markdown;
 pub use model::{
     BacklogRun, CpuFigures, LagReport, LoadRun, Machine, OverheadRun, ProcessingReport, RampRun,
-    RampStep, Report, TargetResult, VerifyReport, SCHEMA_VERSION,
+    RampStep, Report, SettleRun, Settling, TargetResult, VerifyReport, SCHEMA_VERSION,
 };

@@ -201,6 +201,36 @@ pub struct RampRun {
     pub timeline: Vec<TimelinePoint>,
 }
 
+/// The steady load right after a restart (`settle`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SettleRun {
+    /// What `./dev` restarted, in start order.
+    pub restarted: Vec<String>,
+    /// Seconds the restart took (stop, then start until healthy).
+    pub restart_s: f64,
+    /// When the run reached its steady state.
+    pub settling: Settling,
+    /// The load, measured from its first request.
+    pub run: LoadRun,
+}
+
+/// When a run's per-second end-to-end p99 came down to its steady state
+/// for good (see `scenario::settling`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Settling {
+    /// The steady state: the median per-second p99 of the run's second half.
+    pub steady_e2e_p99_ms: Option<f64>,
+    /// A second is settled when its p99 is at most this.
+    pub bound_ms: Option<f64>,
+    /// Seconds from the first request to the first second after which
+    /// every second is settled.
+    pub settled_after_s: Option<f64>,
+    /// The worst per-second p99 before that.
+    pub worst_e2e_p99_ms_before: Option<f64>,
+    /// False when the run's last second was still above the bound.
+    pub settled_in_run: bool,
+}
+
 /// The backlog drain.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BacklogRun {
@@ -301,6 +331,9 @@ pub struct Report {
     pub trace_overhead: Option<OverheadRun>,
     /// Outbox backlog drain.
     pub backlog: Option<BacklogRun>,
+    /// The steady load right after a restart.
+    #[serde(default)]
+    pub settle: Option<SettleRun>,
     /// Whole-stack reconciliation at the end.
     pub verify: Option<VerifyReport>,
     /// Scenarios of `all` that could not finish, with the reason (the others
@@ -338,6 +371,7 @@ mod tests {
                 "ramp",
                 "scenario",
                 "schema_version",
+                "settle",
                 "started_at",
                 "steady",
                 "targets",

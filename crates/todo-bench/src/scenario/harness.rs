@@ -91,6 +91,8 @@ pub struct Hooks<'a> {
     #[allow(clippy::type_complexity)]
     pub judge_step:
         Option<Box<dyn FnMut(usize, &Schedule, &Sampler, u64, u64, f64) -> (bool, String) + 'a>>,
+    /// Measure from the first request, with no warm-up (settle).
+    pub skip_warmup: bool,
 }
 
 /// Runs one load against `targets` and measures it end to end.
@@ -110,6 +112,7 @@ pub async fn measure(
     let cpu_busy_before_pct = cpu_busy_over(Duration::from_secs(2)).await;
     // NB: after the idle machine's CPU is read, and right before the run.
     let warmup_s = match &load {
+        Load::Open(_) if hooks.skip_warmup => 0.0,
         Load::Open(s) => {
             let seconds = ctx.common.warmup();
             warm_up(ctx, &targets, s.steps[0].rate, seconds).await;

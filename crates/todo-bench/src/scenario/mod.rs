@@ -8,6 +8,7 @@ mod overhead;
 mod plots;
 mod probes;
 mod ramp;
+mod settle;
 mod steady;
 
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ pub use overhead::overhead;
 pub use plots::plot_run;
 pub use probes::{cpu_busy_over, own_cpu_s, wait_quiet};
 pub use ramp::{ramp, step_verdict};
+pub use settle::{settle, settling};
 pub use steady::steady;
 
 /// What every scenario needs.
