@@ -39,10 +39,10 @@ pub struct Config {
     /// Writer tasks per kind of write (create, change, delete): concurrent
     /// requests' writes are written together, one statement and one commit
     /// per batch (group commit).
-    #[arg(long, env = "BATCH_WRITERS", default_value_t = 2)]
+    #[arg(long, env = "BATCH_WRITERS", default_value_t = todo_outbox::write::DEFAULT_BATCH_WRITERS)]
     pub batch_writers: usize,
     /// Most writes in one statement.
-    #[arg(long, env = "BATCH_MAX", default_value_t = 64)]
+    #[arg(long, env = "BATCH_MAX", default_value_t = todo_outbox::write::DEFAULT_BATCH_MAX)]
     pub batch_max: usize,
     /// Write an outbox row (and so an event) for every change: the rollout flag.
     #[arg(long, env = "EVENTS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]

@@ -1,17 +1,27 @@
 //! Writing events: SQL fragments that a task statement embeds as CTEs, so a
 //! change and its event commit together in one statement and one round trip
 //! (`todo-backend`'s `store::batched_writes` composes them with its `tasks`
-//! write).
+//! writes), and the whole create statement, [`create_tasks`], which the
+//! backend's group commit runs and `todo-bench ceiling` measures on its own.
 //!
 //! [`bind_events`] binds a batch's events as `$1`..`$9`; [`EVENT_ROWS`] reads
 //! them as the CTE `e`; [`INSERT_EVENTS`] or [`INSERT_APPLIED_EVENTS`] writes
 //! them. The embedding statement's own parameters start at `$10`.
 
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgArguments;
 use sqlx::query::QueryScalar;
 use sqlx::types::Json;
-use sqlx::Postgres;
+use sqlx::{PgExecutor, Postgres};
+use todo_events::{ContentType, EncodeError, Event};
 use uuid::Uuid;
+
+/// Writer tasks per kind of write in the backend's group commit
+/// (`BATCH_WRITERS`): at most this many create statements run at once.
+pub const DEFAULT_BATCH_WRITERS: usize = 2;
+
+/// Most writes in one statement of the backend's group commit (`BATCH_MAX`).
+pub const DEFAULT_BATCH_MAX: usize = 64;
 
 /// One event, encoded, as the outbox stores it. The task id comes from the
 /// task row written by the same statement.
@@ -31,6 +41,91 @@ pub struct NewEvent {
     pub headers: Json<Vec<[String; 2]>>,
     /// The request's correlation id.
     pub correlation_id: Uuid,
+}
+
+impl NewEvent {
+    /// `event` encoded as `content_type` for `topic`, with the Kafka headers
+    /// every record carries (add `traceparent` to `headers` when traced).
+    pub fn encode(
+        event: &Event,
+        content_type: ContentType,
+        topic: String,
+    ) -> Result<Self, EncodeError> {
+        Ok(Self {
+            event_id: event.event_id,
+            event_type: event.event_type().as_str(),
+            topic,
+            key: event.key(),
+            payload: event.encode(content_type)?,
+            headers: Json(
+                event
+                    .headers(content_type)
+                    .into_iter()
+                    .map(|(k, v)| [k.to_owned(), v])
+                    .collect(),
+            ),
+            correlation_id: event.correlation_id,
+        })
+    }
+}
+
+/// A new task as the create statement writes it (the `tasks` columns).
+#[derive(Clone, Copy, Debug)]
+pub struct NewTask<'a> {
+    /// Its id, taken from the table's sequence beforehand.
+    pub id: i64,
+    /// Title.
+    pub title: &'a str,
+    /// Description.
+    pub description: Option<&'a str>,
+    /// `incomplete` or `complete`.
+    pub status: &'a str,
+    /// Owner.
+    pub user_id: Option<&'a str>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Completed.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Row version (1 for a new task).
+    pub version: i64,
+}
+
+/// Writes new tasks, each with its event (`None`: events off), all or none,
+/// in one statement: one group-commit batch of creates. Returns the tasks
+/// written. The tables are the unqualified `tasks` and `outbox` of the
+/// connection's `search_path`.
+pub async fn create_tasks(
+    db: impl PgExecutor<'_>,
+    items: &[(NewTask<'_>, Option<&NewEvent>)],
+) -> sqlx::Result<u64> {
+    let tasks = items.iter().map(|(t, _)| t);
+    let written: i32 = bind_events(
+        sqlx::query_scalar(&format!(
+            "WITH t AS (
+                 INSERT INTO tasks (id, title, description, status, user_id, created_at, updated_at, completed_at, version)
+                 SELECT * FROM unnest($10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[],
+                                      $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::bigint[])
+                 RETURNING id),
+             {EVENT_ROWS},
+             {INSERT_EVENTS}
+             SELECT count(*)::int FROM t"
+        )),
+        items.iter().map(|(t, e)| (t.id, *e)),
+    )
+    .bind(tasks.clone().map(|t| t.id).collect::<Vec<_>>())
+    .bind(tasks.clone().map(|t| t.title).collect::<Vec<_>>())
+    .bind(tasks.clone().map(|t| t.description).collect::<Vec<_>>())
+    .bind(tasks.clone().map(|t| t.status).collect::<Vec<_>>())
+    .bind(tasks.clone().map(|t| t.user_id).collect::<Vec<_>>())
+    .bind(tasks.clone().map(|t| t.created_at).collect::<Vec<_>>())
+    .bind(tasks.clone().map(|t| t.updated_at).collect::<Vec<_>>())
+    .bind(tasks.clone().map(|t| t.completed_at).collect::<Vec<_>>())
+    .bind(tasks.map(|t| t.version).collect::<Vec<_>>())
+    .fetch_one(db)
+    .await?;
+    Ok(written as u64)
 }
 
 /// The events of a batch, bound by [`bind_events`], as the CTE `e`.

@@ -71,29 +71,20 @@ impl EventWriter {
             return Ok(None);
         }
         let event = Event::new(payload, self.version, correlation_id);
-        let payload = event.encode(self.content_type)?;
-        let mut headers: Vec<[String; 2]> = event
-            .headers(self.content_type)
-            .into_iter()
-            .map(|(k, v)| [k.to_owned(), v])
-            .collect();
+        let mut row = NewEvent::encode(
+            &event,
+            self.content_type,
+            self.topics.for_event(event.event_type()),
+        )?;
         if let Some(trace) = &trace {
-            headers.push([
+            row.headers.0.push([
                 todo_events::headers::TRACEPARENT.to_owned(),
                 trace.traceparent(),
             ]);
         }
         tracing::debug!(event_id = %event.event_id, event_type = %event.event_type(), task_id = event.payload.task_id(), "event prepared");
         Ok(Some(OutboxRow {
-            event: NewEvent {
-                event_id: event.event_id,
-                event_type: event.event_type().as_str(),
-                topic: self.topics.for_event(event.event_type()),
-                key: event.key(),
-                payload,
-                headers: sqlx::types::Json(headers),
-                correlation_id,
-            },
+            event: row,
             trace,
         }))
     }
