@@ -68,7 +68,7 @@ impl Pipeline {
         e.http_addr = "127.0.0.1:0".parse().unwrap();
         e.database_url = todo_runtime::Secret::new(&events_db);
         e.kafka = stack.kafka_args(&prefix);
-        e.consumer.group_id = format!("test-group-{}", todo_testkit::short_id());
+        e.consumer.client.group_id = format!("test-group-{}", todo_testkit::short_id());
         e.retry.attempts = 2;
         e.retry.base_ms = 20;
         e.retry.cap_ms = 50;

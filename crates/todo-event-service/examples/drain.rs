@@ -161,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
     config.http_addr = "127.0.0.1:0".parse()?;
     config.database_url = todo_runtime::Secret::new(&database_url);
     config.kafka = stack.kafka_args(&prefix);
-    config.consumer.group_id = format!("bench-{}", todo_testkit::short_id());
+    config.consumer.client.group_id = format!("bench-{}", todo_testkit::short_id());
     config.consumer.lag_interval_ms = 500;
     let app = Application::build(config).await?;
     let address = format!("http://{}", app.local_addr());

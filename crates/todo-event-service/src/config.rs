@@ -105,13 +105,9 @@ pub enum EventSource {
 /// The Kafka consumer.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ConsumerArgs {
-    /// Consumer group id: instances with the same id share the partitions.
-    #[arg(
-        long = "kafka-group-id",
-        env = "KAFKA_GROUP_ID",
-        default_value = "todo-event-service"
-    )]
-    pub group_id: String,
+    /// The group's client settings (group id, commits, assignment).
+    #[command(flatten)]
+    pub client: todo_kafka::ConsumerArgs,
     /// Most events handled in one database transaction.
     #[arg(
         long = "consumer-batch-size",
@@ -119,37 +115,6 @@ pub struct ConsumerArgs {
         default_value_t = 500
     )]
     pub batch_size: usize,
-    /// How often stored offsets are committed (they are also committed on
-    /// revoke and shutdown). Short, because `consumer_lag` counts from the
-    /// committed offset: at 1 000 events/s a 1 s interval alone reads as ~1 000
-    /// lag; an offset commit is one small request when something was stored.
-    #[arg(
-        long = "kafka-auto-commit-interval-ms",
-        env = "KAFKA_AUTO_COMMIT_INTERVAL_MS",
-        default_value_t = 100
-    )]
-    pub auto_commit_interval_ms: u64,
-    /// Where a new group starts reading.
-    #[arg(
-        long = "kafka-auto-offset-reset",
-        env = "KAFKA_AUTO_OFFSET_RESET",
-        default_value = "earliest"
-    )]
-    pub auto_offset_reset: String,
-    /// Group session timeout.
-    #[arg(
-        long = "kafka-session-timeout-ms",
-        env = "KAFKA_SESSION_TIMEOUT_MS",
-        default_value_t = 10_000
-    )]
-    pub session_timeout_ms: u64,
-    /// Partition assignment strategy (cooperative-sticky moves only what must move).
-    #[arg(
-        long = "kafka-partition-assignment-strategy",
-        env = "KAFKA_PARTITION_ASSIGNMENT_STRATEGY",
-        default_value = "cooperative-sticky"
-    )]
-    pub assignment_strategy: String,
     /// Longest wait for in-flight work on revoke and on shutdown.
     #[arg(
         long = "consumer-drain-timeout-ms",
@@ -174,27 +139,6 @@ pub struct ConsumerArgs {
 }
 
 impl ConsumerArgs {
-    /// The typed consumer settings (a pass-through property may not override them).
-    pub fn typed(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("group.id", self.group_id.clone()),
-            // NB: offsets are stored by us, only after an event is processed or
-            // dead-lettered; librdkafka then commits what was stored.
-            ("enable.auto.commit", "true".into()),
-            ("enable.auto.offset.store", "false".into()),
-            (
-                "auto.commit.interval.ms",
-                self.auto_commit_interval_ms.to_string(),
-            ),
-            ("auto.offset.reset", self.auto_offset_reset.clone()),
-            ("session.timeout.ms", self.session_timeout_ms.to_string()),
-            (
-                "partition.assignment.strategy",
-                self.assignment_strategy.clone(),
-            ),
-        ]
-    }
-
     /// Drain bound.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)
@@ -289,16 +233,9 @@ mod tests {
     #[test]
     fn offsets_are_stored_by_the_service_and_never_automatically() {
         let cfg = Config::parse_from(["todo-event-service"]);
-        let typed = cfg.consumer.typed();
+        let typed = cfg.consumer.client.typed();
         assert!(typed.contains(&("enable.auto.offset.store", "false".into())));
         assert!(typed.contains(&("group.id", "todo-event-service".into())));
-    }
-
-    #[test]
-    fn a_pass_through_property_cannot_turn_automatic_offset_storing_back_on() {
-        let mut cfg = Config::parse_from(["todo-event-service"]);
-        cfg.kafka.properties = vec![("enable.auto.offset.store".into(), "true".into())];
-        assert!(cfg.kafka.client_config(&cfg.consumer.typed()).is_err());
     }
 
     #[test]

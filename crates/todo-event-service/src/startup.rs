@@ -89,7 +89,7 @@ impl Application {
         let dead_letters = DeadLetters::new(
             producer,
             topics.dlq(),
-            config.consumer.group_id.clone(),
+            config.consumer.client.group_id.clone(),
             outage_cap,
         );
         let notifier = if config.webhooks.enabled() {
@@ -143,9 +143,9 @@ impl Application {
         let consumer = ConsumerStart {
             dapr: dapr.is_some(),
             settings: ConsumerSettings {
-                client: config.kafka.client_config(&config.consumer.typed())?,
+                client: config.kafka.consumer_config(&config.consumer.client)?,
                 topics: topics.task_topics(),
-                group_id: config.consumer.group_id.clone(),
+                group_id: config.consumer.client.group_id.clone(),
                 batch_size: config.consumer.batch_size,
                 drain_timeout: config.consumer.drain_timeout(),
                 lag_interval: Duration::from_millis(config.consumer.lag_interval_ms),

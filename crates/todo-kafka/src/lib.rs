@@ -13,7 +13,7 @@ pub mod provision;
 pub mod read;
 pub mod topics;
 
-pub use config::{ConfigError, KafkaArgs, ProducerArgs};
+pub use config::{ConfigError, ConsumerArgs, KafkaArgs, ProducerArgs};
 pub use context::{producer, KafkaContext, Producer};
 pub use errors::is_retriable;
 pub use message::{headers_as_strings, send, Outgoing};

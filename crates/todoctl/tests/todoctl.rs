@@ -570,7 +570,7 @@ async fn a_replayed_dead_letter_that_fails_again_carries_one_set_of_failure_head
     let event_db = stack.fresh_database().await.unwrap();
     config.database_url = todo_runtime::Secret::new(event_db.clone());
     config.kafka = stack.kafka_args(&prefix);
-    config.consumer.group_id = format!("test-group-{}", todo_testkit::short_id());
+    config.consumer.client.group_id = format!("test-group-{}", todo_testkit::short_id());
     config.retry.attempts = 2;
     config.retry.base_ms = 20;
     config.retry.cap_ms = 50;

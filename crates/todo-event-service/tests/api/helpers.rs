@@ -153,10 +153,10 @@ impl Harness {
         c.database_url = todo_runtime::Secret::new(&self.database_url);
         c.database_max_connections = 8;
         c.kafka = self.stack.kafka_args(&self.prefix);
-        c.consumer.group_id = self.group.clone();
-        c.consumer.auto_commit_interval_ms = 200;
+        c.consumer.client.group_id = self.group.clone();
+        c.consumer.client.auto_commit_interval_ms = 200;
         c.consumer.lag_interval_ms = 300;
-        c.consumer.session_timeout_ms = 6_000;
+        c.consumer.client.session_timeout_ms = 6_000;
         c.consumer.outage_backoff_cap_ms = 500;
         c.retry.attempts = 3;
         c.retry.base_ms = 20;

@@ -27,7 +27,7 @@ async fn the_same_event_delivered_three_times_once_across_a_restart_has_one_effe
     let restarted = h
         .spawn_with(move |c| {
             with_hook(c);
-            c.consumer.group_id = format!("{}-again", c.consumer.group_id);
+            c.consumer.client.group_id = format!("{}-again", c.consumer.client.group_id);
         })
         .await;
     h.produce(&[updated(6, Some(1), 40, "marker", TaskStatus::Incomplete)])

@@ -52,7 +52,7 @@ async fn partitions_revoked_in_a_rebalance_are_committed_before_they_move() {
     // shutdown) can move the group's offsets.
     let h = Harness::new().await;
     let no_periodic_commits =
-        |c: &mut todo_event_service::Config| c.consumer.auto_commit_interval_ms = 600_000;
+        |c: &mut todo_event_service::Config| c.consumer.client.auto_commit_interval_ms = 600_000;
     let a = h.spawn_with(no_periodic_commits).await;
     h.produce(&wave(1..151)).await;
     h.wait_for("SELECT count(*) FROM processed_events", 300)

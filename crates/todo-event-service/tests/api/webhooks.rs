@@ -95,7 +95,7 @@ async fn with_the_postgres_dedup_store_a_completion_delivered_three_times_is_pos
     let _restarted = h
         .spawn_with(move |c| {
             adjust(c);
-            c.consumer.group_id = group;
+            c.consumer.client.group_id = group;
         })
         .await;
     h.wait_all_committed(&again).await;
