@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use todo_events::{ContentType, EventVersion};
+use todo_outbox::write::{DEFAULT_BATCH_MAX, DEFAULT_BATCH_WRITERS};
 
 use crate::mix::Mix;
 
@@ -37,7 +39,11 @@ pub enum Command {
     /// ./dev, then the steady load at once, with no warm-up: how long the
     /// stack takes to reach its steady state.
     Settle(SettleArgs),
-    /// steady, overhead, ramp and backlog, one report.
+    /// Each component alone (PostgreSQL with the backend's create statement,
+    /// Kafka with the services' client settings, the HTTP stack on /health),
+    /// and the pipeline's sustained rate as a share of the lowest.
+    Ceiling(Box<CeilingArgs>),
+    /// steady, overhead, ramp, backlog and ceiling, one report.
     All,
     /// Only generate load against BACKEND_URL and print one line:
     /// `requests N ok N failed N p99 X ms` (exit status 0 even if requests failed).
@@ -57,7 +63,8 @@ pub struct Common {
     /// Report directory (default `target/bench/<scenario>-<timestamp>/`).
     #[arg(long, global = true)]
     pub out: Option<PathBuf>,
-    /// Request mix, e.g. `create=40,update=30,complete=15,delete=15`.
+    /// Request mix, e.g. `create=40,update=30,complete=15,delete=15`
+    /// (`health=1`: the liveness probe alone).
     #[arg(long, global = true, default_value_t = Mix::default())]
     pub mix: Mix,
     /// The backend.
@@ -206,15 +213,84 @@ pub struct OverheadArgs {
     pub traces: bool,
 }
 
+/// Closed-loop workers of `max` (and of the HTTP ceiling).
+pub const MAX_CONCURRENCY: usize = 64;
+
 /// `max`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct MaxArgs {
     /// Workers.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = MAX_CONCURRENCY)]
     pub concurrency: usize,
     /// Seconds (default 30; 10 with --quick).
     #[arg(long)]
     pub duration_s: Option<f64>,
+}
+
+/// `ceiling`.
+#[derive(Args, Debug, Clone)]
+pub struct CeilingArgs {
+    /// Batch sizes of the PostgreSQL ceiling (default 1, 8, 32, 128 below
+    /// --max-batch, and --max-batch).
+    #[arg(long, value_delimiter = ',')]
+    pub batch_sizes: Vec<usize>,
+    /// Concurrent writers of the PostgreSQL ceiling: the backend's writer
+    /// tasks per kind of write.
+    #[arg(long, env = "BATCH_WRITERS", default_value_t = DEFAULT_BATCH_WRITERS)]
+    pub writers: usize,
+    /// The backend's largest batch.
+    #[arg(long, env = "BATCH_MAX", default_value_t = DEFAULT_BATCH_MAX)]
+    pub max_batch: usize,
+    /// Seconds per batch size (default 5; 2 with --quick).
+    #[arg(long)]
+    pub step_s: Option<f64>,
+    /// Records of the Kafka ceiling, per phase (default 100 000; 20 000
+    /// with --quick).
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// Workers of the HTTP ceiling (those of `max`).
+    #[arg(long, default_value_t = MAX_CONCURRENCY)]
+    pub concurrency: usize,
+    /// Seconds of the HTTP ceiling (default 10; 4 with --quick).
+    #[arg(long)]
+    pub http_s: Option<f64>,
+    /// The pipeline's sustained rate (events/s) to set against the
+    /// ceilings; default: this run's ramp (`all`), else the newest ramp
+    /// report under target/bench.
+    #[arg(long)]
+    pub pipeline_events_per_s: Option<f64>,
+    /// Version of the events written and produced (the backend's setting).
+    #[arg(long, env = "EVENT_VERSION", default_value_t = EventVersion::V2)]
+    pub event_version: EventVersion,
+    /// Encoding of the events written and produced (the backend's setting).
+    #[arg(long, env = "EVENT_CONTENT_TYPE", default_value_t = ContentType::Json)]
+    pub event_content_type: ContentType,
+    /// The producer, as the backend's relay builds it.
+    #[command(flatten)]
+    pub producer: todo_kafka::ProducerArgs,
+    /// The consumer, as the event service builds it; the ceiling's group is
+    /// `<group id>-ceiling-<run>`, never the service's own.
+    #[command(flatten)]
+    pub consumer: todo_kafka::ConsumerArgs,
+}
+
+impl Default for CeilingArgs {
+    fn default() -> Self {
+        Self {
+            batch_sizes: Vec::new(),
+            writers: DEFAULT_BATCH_WRITERS,
+            max_batch: DEFAULT_BATCH_MAX,
+            step_s: None,
+            records: None,
+            concurrency: MAX_CONCURRENCY,
+            http_s: None,
+            pipeline_events_per_s: None,
+            event_version: EventVersion::V2,
+            event_content_type: ContentType::Json,
+            producer: Default::default(),
+            consumer: Default::default(),
+        }
+    }
 }
 
 /// `load`: keep writes flowing (for failure-injection scripts).
@@ -226,4 +302,27 @@ pub struct LoadArgs {
     /// Seconds.
     #[arg(long)]
     pub duration_s: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn ceiling_takes_the_services_kafka_client_settings() {
+        let cli = Cli::parse_from(["todo-bench", "ceiling", "--kafka-linger-ms", "5"]);
+        let Some(Command::Ceiling(args)) = cli.command else {
+            panic!("not ceiling: {:?}", cli.command);
+        };
+        assert_eq!(args.producer.linger_ms, 5);
+        assert!(args
+            .consumer
+            .typed()
+            .contains(&("enable.auto.offset.store", "false".into())));
+    }
 }

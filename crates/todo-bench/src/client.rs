@@ -81,6 +81,15 @@ impl Outcome {
     }
 }
 
+/// The title of the `seq`th task a run creates (`ceiling` writes the same
+/// rows straight into PostgreSQL).
+pub fn new_task_title(seq: u64) -> String {
+    format!("bench {seq}")
+}
+
+/// The description of every task a run creates.
+pub const NEW_TASK_DESCRIPTION: &str = "todo-bench";
+
 #[derive(Deserialize)]
 struct Created {
     id: i64,
@@ -120,7 +129,7 @@ impl Api {
         let base = &target.base_url;
         let request = match planned {
             Planned::Create => self.http.post(format!("{base}/tasks")).json(
-                &serde_json::json!({"title": format!("bench {seq}"), "description": "todo-bench"}),
+                &serde_json::json!({"title": new_task_title(seq), "description": NEW_TASK_DESCRIPTION}),
             ),
             Planned::Update { id, .. } => self
                 .http
@@ -128,6 +137,7 @@ impl Api {
                 .json(&serde_json::json!({"title": format!("bench {seq} renamed")})),
             Planned::Complete { id } => self.http.post(format!("{base}/tasks/{id}/complete")),
             Planned::Delete { id } => self.http.delete(format!("{base}/tasks/{id}")),
+            Planned::Health => self.http.get(format!("{base}/health")),
         };
         let response = match request
             .header("x-correlation-id", &self.correlation_id)

@@ -28,6 +28,11 @@ pub use error::{Error, Result};
 
 use cli::{Cli, Command, Common, LoadArgs};
 use report::{Machine, Report, VerifyReport};
+use scenario::keep;
+
+/// Where reports go by default, one directory per run (relative to the
+/// working directory: `./dev bench` runs from the repository's root).
+pub const REPORTS_DIR: &str = "target/bench";
 
 /// Runs the command line.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -43,11 +48,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Overhead(_) => "overhead",
         Command::Max(_) => "max",
         Command::Settle(_) => "settle",
+        Command::Ceiling(_) => "ceiling",
         Command::All | Command::Load(_) => "all",
     };
     let started_at = chrono::Utc::now();
     let out = cli.common.out.clone().unwrap_or_else(|| {
-        PathBuf::from("target/bench")
+        PathBuf::from(REPORTS_DIR)
             .join(format!("{scenario}-{}", started_at.format("%Y%m%d-%H%M%S")))
     });
     std::fs::create_dir_all(&out)?;
@@ -70,20 +76,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Overhead(a) => report.overhead = Some(scenario::overhead(&ctx, a).await?),
         Command::Max(a) => report.max = Some(scenario::max(&ctx, a).await?),
         Command::Settle(a) => report.settle = Some(scenario::settle(&ctx, a).await?),
+        Command::Ceiling(a) => report.ceiling = Some(scenario::ceiling(&ctx, a, None).await?),
         Command::All => {
             let quick = cli.common.quick;
             let secs = |full: f64, q: f64| Some(if quick { q } else { full });
             // On a shared stack a scenario can meet an outage; the others still run.
-            fn keep<T>(name: &str, r: Result<T>, errors: &mut Vec<String>) -> Option<T> {
-                match r {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        eprintln!("{name} failed: {e}");
-                        errors.push(format!("{name}: {e}"));
-                        None
-                    }
-                }
-            }
             let mut errors = Vec::new();
             let steady = cli::SteadyArgs {
                 rate: 1_000.0,
@@ -113,6 +110,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             report.backlog = keep(
                 "backlog",
                 scenario::backlog(&ctx, &backlog).await,
+                &mut errors,
+            );
+            // Last: it loads the machine without the pipeline, and compares
+            // with this run's ramp.
+            report.ceiling = keep(
+                "ceiling",
+                scenario::ceiling(&ctx, &cli::CeilingArgs::default(), report.ramp.as_ref()).await,
                 &mut errors,
             );
             report.errors = errors;

@@ -187,6 +187,25 @@ pub async fn closed_loop(
     }
 }
 
+/// [`closed_loop`] from now, each target's answers recorded: the recorders
+/// and how long the run took.
+pub async fn closed_run(
+    driver: &Arc<Driver>,
+    concurrency: usize,
+    duration: Duration,
+) -> crate::Result<(Vec<Recorder>, Duration)> {
+    let start = Instant::now();
+    let names = driver.targets.iter().map(|t| t.name.clone()).collect();
+    let (tx, collector) = collect(names, start);
+    closed_loop(driver, concurrency, duration, None, &tx).await;
+    let took = start.elapsed();
+    drop(tx);
+    let recorders = collector
+        .await
+        .map_err(|e| crate::Error::Process(e.to_string()))?;
+    Ok((recorders, took))
+}
+
 /// Per-second figures of one target, by intended send second.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SecondPoint {
@@ -246,7 +265,7 @@ pub struct Recorder {
     per_step: BTreeMap<usize, (Histogram<u64>, u64, u64)>,
     per_second: Vec<(Histogram<u64>, u64, u64)>,
     statuses: BTreeMap<String, u64>,
-    ok_per_op: [u64; 4],
+    ok_per_op: [u64; Op::ALL.len()],
     sent: u64,
     ok: u64,
 }
@@ -262,11 +281,11 @@ impl Recorder {
             name: name.to_owned(),
             latency: stats::histogram(),
             service: stats::histogram(),
-            per_op: (0..4).map(|_| stats::histogram()).collect(),
+            per_op: Op::ALL.iter().map(|_| stats::histogram()).collect(),
             per_step: BTreeMap::new(),
             per_second: Vec::new(),
             statuses: BTreeMap::new(),
-            ok_per_op: [0; 4],
+            ok_per_op: [0; Op::ALL.len()],
             sent: 0,
             ok: 0,
         }

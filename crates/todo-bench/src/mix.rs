@@ -1,5 +1,5 @@
-//! The request mix (create, update, complete, delete) and the pool of tasks the
-//! generator owns, so that every request changes something and writes exactly
+//! The request mix (create, update, complete, delete, and the liveness probe
+//! for the HTTP ceiling) and the pool of tasks the generator owns, so that every request changes something and writes exactly
 //! one event: updates always change the title, completes pick incomplete tasks,
 //! and a task is checked out while a request on it is in flight, so a delete
 //! never races an update of the same task.
@@ -23,11 +23,13 @@ pub enum Op {
     Complete,
     /// `DELETE /tasks/{id}`: task.deleted.
     Delete,
+    /// `GET /health`: no task, no event; the HTTP stack alone (`ceiling`).
+    Health,
 }
 
 impl Op {
     /// Every op, in a fixed order (index of per-op arrays).
-    pub const ALL: [Op; 4] = [Op::Create, Op::Update, Op::Complete, Op::Delete];
+    pub const ALL: [Op; 5] = [Op::Create, Op::Update, Op::Complete, Op::Delete, Op::Health];
 
     /// Position in [`Op::ALL`].
     pub fn index(self) -> usize {
@@ -41,6 +43,7 @@ impl Op {
             Op::Update => "update",
             Op::Complete => "complete",
             Op::Delete => "delete",
+            Op::Health => "health",
         }
     }
 }
@@ -51,11 +54,11 @@ impl fmt::Display for Op {
     }
 }
 
-/// Relative weights of the four ops.
+/// Relative weights of the ops.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Mix {
     /// Weight per op, in [`Op::ALL`] order.
-    pub weights: [f64; 4],
+    pub weights: [f64; Op::ALL.len()],
 }
 
 impl Default for Mix {
@@ -63,12 +66,19 @@ impl Default for Mix {
     /// every event type flows.
     fn default() -> Self {
         Self {
-            weights: [40.0, 30.0, 15.0, 15.0],
+            weights: [40.0, 30.0, 15.0, 15.0, 0.0],
         }
     }
 }
 
 impl Mix {
+    /// Only `op`.
+    pub fn only(op: Op) -> Self {
+        let mut weights = [0.0; Op::ALL.len()];
+        weights[op.index()] = 1.0;
+        Self { weights }
+    }
+
     /// The op for a uniform draw `u` in `[0, 1)`.
     pub fn pick(&self, u: f64) -> Op {
         let total: f64 = self.weights.iter().sum();
@@ -89,7 +99,7 @@ impl Mix {
     }
 
     /// Share of each op, summing to 1.
-    pub fn shares(&self) -> [f64; 4] {
+    pub fn shares(&self) -> [f64; Op::ALL.len()] {
         let total: f64 = self.weights.iter().sum();
         self.weights.map(|w| w / total)
     }
@@ -100,7 +110,7 @@ impl FromStr for Mix {
 
     /// `create=40,update=30,complete=15,delete=15`; missing ops weigh 0.
     fn from_str(s: &str) -> Result<Self, Error> {
-        let mut weights = [0.0; 4];
+        let mut weights = [0.0; Op::ALL.len()];
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (name, weight) = part.split_once('=').unwrap_or((part, "1"));
             let op = Op::ALL
@@ -108,7 +118,7 @@ impl FromStr for Mix {
                 .find(|op| op.name() == name.trim())
                 .ok_or_else(|| {
                     Error::Config(format!(
-                        "mix: unknown op {name:?} (create, update, complete, delete)"
+                        "mix: unknown op {name:?} (create, update, complete, delete, health)"
                     ))
                 })?;
             let w: f64 = weight
@@ -120,19 +130,27 @@ impl FromStr for Mix {
             }
             weights[op.index()] = w;
         }
-        if weights[Op::Create.index()] <= 0.0 {
+        let on_tasks = [Op::Update, Op::Complete, Op::Delete]
+            .iter()
+            .any(|op| weights[op.index()] > 0.0);
+        if weights[Op::Create.index()] <= 0.0 && on_tasks {
             return Err(Error::Config(
-                "mix: create needs a weight above 0 (the other ops act on created tasks)".into(),
+                "mix: create needs a weight above 0 (update, complete and delete act on created tasks)".into(),
             ));
+        }
+        if weights.iter().all(|w| *w <= 0.0) {
+            return Err(Error::Config("mix: no op has a weight above 0".into()));
         }
         Ok(Self { weights })
     }
 }
 
 impl fmt::Display for Mix {
+    /// The task ops always, the probe only when it has a weight.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let parts: Vec<String> = Op::ALL
             .iter()
+            .filter(|op| **op != Op::Health || self.weights[op.index()] > 0.0)
             .map(|op| format!("{}={}", op.name(), self.weights[op.index()]))
             .collect();
         f.write_str(&parts.join(","))
@@ -150,6 +168,8 @@ pub enum Planned {
     Complete { id: i64 },
     /// Delete task `id`.
     Delete { id: i64 },
+    /// Ask the liveness endpoint.
+    Health,
 }
 
 impl Planned {
@@ -160,6 +180,7 @@ impl Planned {
             Planned::Update { .. } => Op::Update,
             Planned::Complete { .. } => Op::Complete,
             Planned::Delete { .. } => Op::Delete,
+            Planned::Health => Op::Health,
         }
     }
 }
@@ -221,6 +242,7 @@ impl TaskPool {
                 Some((id, _)) => Planned::Delete { id },
                 None => Planned::Create,
             },
+            Op::Health => Planned::Health,
         }
     }
 
@@ -248,7 +270,7 @@ impl TaskPool {
                     self.incomplete.push(id)
                 }
             }
-            Planned::Delete { .. } => {}
+            Planned::Delete { .. } | Planned::Health => {}
         }
     }
 
@@ -267,7 +289,7 @@ mod tests {
     #[test]
     fn a_mix_parses_names_and_weights_and_prints_back() {
         let mix: Mix = "create=50, update=25,complete=25".parse().unwrap();
-        assert_eq!(mix.weights, [50.0, 25.0, 25.0, 0.0]);
+        assert_eq!(mix.weights, [50.0, 25.0, 25.0, 0.0, 0.0]);
         assert_eq!(mix.to_string(), "create=50,update=25,complete=25,delete=0");
         assert_eq!(mix.to_string().parse::<Mix>().unwrap(), mix);
     }
@@ -278,25 +300,42 @@ mod tests {
         assert!("create=1,rename=2".parse::<Mix>().is_err());
         assert!("create=x".parse::<Mix>().is_err());
         assert!("create=-1".parse::<Mix>().is_err());
+        assert!("create=0".parse::<Mix>().is_err());
+    }
+
+    #[test]
+    fn a_mix_of_the_probe_alone_needs_no_creates_and_plans_no_task() {
+        let mix: Mix = "health=1".parse().unwrap();
+        assert_eq!(mix, Mix::only(Op::Health));
+        assert_eq!(
+            mix.to_string(),
+            "create=0,update=0,complete=0,delete=0,health=1"
+        );
+        assert_eq!(mix.pick(0.5), Op::Health);
+        let mut pool = TaskPool::default();
+        let planned = pool.plan(mix.pick(0.5), 0.5);
+        assert_eq!(planned, Planned::Health);
+        pool.settle(planned, true, None);
+        assert!(pool.is_empty());
     }
 
     #[test]
     fn picking_follows_the_weights() {
         let mix = Mix::default();
         let n = 10_000;
-        let mut counts = [0usize; 4];
+        let mut counts = [0usize; Op::ALL.len()];
         for i in 0..n {
             counts[mix.pick((i as f64 + 0.5) / n as f64).index()] += 1;
         }
-        assert_eq!(counts, [4_000, 3_000, 1_500, 1_500]);
+        assert_eq!(counts, [4_000, 3_000, 1_500, 1_500, 0]);
         assert_eq!(mix.pick(1.0), Op::Delete);
         assert_eq!(mix.pick(0.0), Op::Create);
     }
 
     #[test]
-    fn an_empty_pool_turns_every_op_into_a_create() {
+    fn an_empty_pool_turns_every_task_op_into_a_create() {
         let mut pool = TaskPool::default();
-        for op in Op::ALL {
+        for op in [Op::Create, Op::Update, Op::Complete, Op::Delete] {
             assert_eq!(pool.plan(op, 0.3), Planned::Create);
         }
     }

@@ -83,10 +83,7 @@ impl EventWriter {
             ]);
         }
         tracing::debug!(event_id = %event.event_id, event_type = %event.event_type(), task_id = event.payload.task_id(), "event prepared");
-        Ok(Some(OutboxRow {
-            event: row,
-            trace,
-        }))
+        Ok(Some(OutboxRow { event: row, trace }))
     }
 }
 

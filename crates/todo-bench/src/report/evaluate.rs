@@ -159,6 +159,20 @@ pub fn evaluate(r: &Report) -> Vec<TargetResult> {
             "overhead: p50(events on) - p50(events off)".to_owned(),
         )
     });
+    let share_of_ceiling = r.ceiling.as_ref().and_then(|c| {
+        c.pipeline_pct_of_lowest.map(|v| {
+            (
+                v,
+                format!(
+                    "ceiling: pipeline {:.0} events/s ({}) / lowest ceiling ({} {:.0}/s)",
+                    c.pipeline_events_per_s.unwrap_or(0.0),
+                    c.pipeline_source,
+                    c.lowest.as_deref().unwrap_or("none"),
+                    c.lowest_per_s.unwrap_or(0.0)
+                ),
+            )
+        })
+    });
     vec![
         target(
             T {
@@ -259,6 +273,17 @@ pub fn evaluate(r: &Report) -> Vec<TargetResult> {
             overhead_p50,
             |v| v <= 1.0,
         ),
+        target(
+            T {
+                id: "ours_pipeline_pct_of_lowest_ceiling",
+                origin: "ours",
+                name: "pipeline / lowest component ceiling",
+                threshold: ">= 50 %",
+                unit: "%",
+            },
+            share_of_ceiling,
+            |v| v >= 50.0,
+        ),
     ]
 }
 
@@ -304,7 +329,8 @@ mod tests {
                 "spec_zero_loss_missing",
                 "ours_sustained_events_per_s",
                 "ours_e2e_p99_ms_at_1000",
-                "ours_overhead_p50_ms"
+                "ours_overhead_p50_ms",
+                "ours_pipeline_pct_of_lowest_ceiling"
             ]
         );
         assert!(t.iter().all(|t| t.pass.is_none() && t.measured.is_none()));
@@ -339,5 +365,30 @@ mod tests {
         assert_eq!(pass("ours_sustained_events_per_s"), Some(false));
         assert_eq!(pass("ours_e2e_p99_ms_at_1000"), Some(false));
         assert_eq!(pass("ours_overhead_p50_ms"), None);
+        assert_eq!(pass("ours_pipeline_pct_of_lowest_ceiling"), None);
+    }
+
+    #[test]
+    fn the_pipeline_is_judged_against_its_lowest_ceiling() {
+        let ceiling = |pct| crate::report::CeilingRun {
+            lowest: Some("http".into()),
+            lowest_per_s: Some(8_000.0),
+            pipeline_events_per_s: Some(8_000.0 * pct / 100.0),
+            pipeline_pct_of_lowest: Some(pct),
+            ..Default::default()
+        };
+        let verdict = |pct| {
+            evaluate(&Report {
+                ceiling: Some(ceiling(pct)),
+                ..Default::default()
+            })
+            .into_iter()
+            .find(|t| t.id == "ours_pipeline_pct_of_lowest_ceiling")
+            .unwrap()
+        };
+        assert_eq!(verdict(37.5).pass, Some(false));
+        let met = verdict(50.0);
+        assert_eq!((met.pass, met.measured), (Some(true), Some(50.0)));
+        assert!(met.source.contains("http 8000/s"), "{}", met.source);
     }
 }

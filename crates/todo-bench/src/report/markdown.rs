@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::model::{LoadRun, Report};
+use super::model::{CeilingRun, LoadRun, Report};
 use crate::load::ApiReport;
 use crate::pipeline::PipelineReport;
 
@@ -141,6 +141,93 @@ fn plots_md(prefix: &str) -> String {
     )
 }
 
+fn ceiling_md(out: &mut String, c: &CeilingRun) {
+    out.push_str("\n## ceiling\n\nEach component alone, on the same machine (the rest of the stack idle but running).\n\n| component | ceiling (events/s) | how |\n|---|---:|---|\n");
+    if let Some(p) = &c.postgres {
+        let _ = writeln!(
+            out,
+            "| PostgreSQL | {:.0} | the create statement, best batch {} of {} tried, {} writers |",
+            p.best_rows_per_s,
+            opt(p.best_batch),
+            p.steps.len(),
+            p.writers
+        );
+    }
+    if let Some(k) = &c.kafka {
+        let _ = writeln!(
+            out,
+            "| Kafka | {:.0} | produce and consume at once, {} records |",
+            k.end_to_end_per_s, k.records
+        );
+    }
+    if let Some(h) = &c.http {
+        let _ = writeln!(
+            out,
+            "| HTTP | {:.0} | {}, {} workers, {:.0} s |",
+            h.api.achieved_rps, h.endpoint, h.concurrency, h.duration_s
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nLowest: {} ({} /s). Pipeline: {} events/s ({}): **{} %** of the lowest ceiling.",
+        opt(c.lowest.as_ref()),
+        opt(c.lowest_per_s.map(|v| format!("{v:.0}"))),
+        opt(c.pipeline_events_per_s.map(|v| format!("{v:.0}"))),
+        c.pipeline_source,
+        opt(c.pipeline_pct_of_lowest.map(|v| format!("{v:.1}")))
+    );
+    if let Some(p) = &c.postgres {
+        let _ = writeln!(
+            out,
+            "\n### PostgreSQL\n\n{}\n\n{} writers, {:.0} s per batch size.\n\n\
+             | batch | statements | rows/s | statement p50 ms | p99 ms | max ms | CPU busy % |\n|---:|---:|---:|---:|---:|---:|---:|",
+            p.method, p.writers, p.step_s
+        );
+        for s in &p.steps {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+                s.batch,
+                s.statements,
+                s.rows_per_s,
+                s.statement.p50_ms,
+                s.statement.p99_ms,
+                s.statement.max_ms,
+                opt(s.cpu_busy_pct.map(|c| format!("{c:.0}")))
+            );
+        }
+    }
+    if let Some(k) = &c.kafka {
+        let _ = writeln!(
+            out,
+            "\n### Kafka\n\n{}.\n\nTopic `{}` ({} partitions, replication {}), records of {:.0} bytes on average \
+             (key, value, headers). Produce alone {:.0}/s; consume alone {:.0}/s; produce and consume at once \
+             {:.0}/s end to end (produce {:.0}/s meanwhile; machine CPU busy {} %).",
+            k.method,
+            k.topic,
+            k.partitions,
+            k.replication_factor,
+            k.record_bytes_mean,
+            k.produce_per_s,
+            k.consume_per_s,
+            k.end_to_end_per_s,
+            k.produce_while_consuming_per_s,
+            opt(k.cpu_busy_pct.map(|c| format!("{c:.0}")))
+        );
+    }
+    if let Some(h) = &c.http {
+        let _ = writeln!(
+            out,
+            "\n### HTTP\n\nMachine CPU busy {} %.",
+            opt(h.cpu_busy_pct.map(|c| format!("{c:.0}")))
+        );
+        api_md(out, &h.api);
+    }
+    for e in &c.errors {
+        let _ = writeln!(out, "\n**Not measured:** {e}");
+    }
+}
+
 /// The Markdown summary.
 pub fn markdown(r: &Report) -> String {
     let mut out = String::new();
@@ -257,6 +344,9 @@ pub fn markdown(r: &Report) -> String {
             opt(t.worst_e2e_p99_ms_before)
         );
         run_md(&mut out, "settle: the load", &s.run, &plots_md("settle"));
+    }
+    if let Some(c) = &r.ceiling {
+        ceiling_md(&mut out, c);
     }
     for e in &r.errors {
         let _ = writeln!(out, "\n**Not finished:** {e}");

@@ -8,6 +8,7 @@ mod model;
 pub use evaluate::{evaluate, target_lines};
 pub use markdown::markdown;
 pub use model::{
-    BacklogRun, CpuFigures, LagReport, LoadRun, Machine, OverheadRun, ProcessingReport, RampRun,
-    RampStep, Report, SettleRun, Settling, TargetResult, VerifyReport, SCHEMA_VERSION,
+    BacklogRun, BatchStep, CeilingRun, CpuFigures, HttpCeiling, KafkaCeiling, LagReport, LoadRun,
+    Machine, OverheadRun, PostgresCeiling, ProcessingReport, RampRun, RampStep, Report, SettleRun,
+    Settling, TargetResult, VerifyReport, SCHEMA_VERSION,
 };

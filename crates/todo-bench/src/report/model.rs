@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::load::ApiReport;
 use crate::pipeline::PipelineReport;
 use crate::sampler::TimelinePoint;
+use crate::stats::LatencySummary;
 
 /// Version of the JSON layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -263,6 +264,107 @@ pub struct BacklogRun {
     pub timeline: Vec<TimelinePoint>,
 }
 
+/// One batch size of the PostgreSQL ceiling.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchStep {
+    /// Tasks (each with its outbox row) per statement.
+    pub batch: usize,
+    /// Statements committed.
+    pub statements: u64,
+    /// Tasks written (= events).
+    pub rows: u64,
+    /// Tasks written per second.
+    pub rows_per_s: f64,
+    /// Time of one statement, round trip and commit included.
+    pub statement: LatencySummary,
+    /// Machine CPU busy during the step (every process).
+    pub cpu_busy_pct: Option<f64>,
+}
+
+/// PostgreSQL alone: the backend's create statement, no HTTP.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PostgresCeiling {
+    /// What ran where.
+    pub method: String,
+    /// Concurrent writers (the backend's BATCH_WRITERS).
+    pub writers: usize,
+    /// Seconds per batch size.
+    pub step_s: f64,
+    /// One entry per batch size, in the order run.
+    pub steps: Vec<BatchStep>,
+    /// The batch size with the most tasks per second.
+    pub best_batch: Option<usize>,
+    /// Its tasks (= events) per second: the PostgreSQL ceiling.
+    pub best_rows_per_s: f64,
+}
+
+/// Kafka alone: the services' producer and consumer settings, no database.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KafkaCeiling {
+    /// What ran where.
+    pub method: String,
+    /// The scratch topic (deleted afterwards).
+    pub topic: String,
+    /// Its partitions (those of the tasks topics).
+    pub partitions: usize,
+    /// Its replication factor (that of the tasks topics).
+    pub replication_factor: usize,
+    /// Records per phase.
+    pub records: u64,
+    /// Mean record size: key, value and headers.
+    pub record_bytes_mean: f64,
+    /// Produce alone, nothing consuming: acknowledged records per second.
+    pub produce_per_s: f64,
+    /// Consume alone, from that backlog: records per second from the first
+    /// record read to the last.
+    pub consume_per_s: f64,
+    /// Produce and consume at once: records per second from the first send
+    /// to the last record read: the Kafka ceiling.
+    pub end_to_end_per_s: f64,
+    /// In that phase, acknowledged records per second.
+    pub produce_while_consuming_per_s: f64,
+    /// Machine CPU busy during the end-to-end phase.
+    pub cpu_busy_pct: Option<f64>,
+}
+
+/// The HTTP stack alone: a trivial endpoint under the load generator.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpCeiling {
+    /// The endpoint.
+    pub endpoint: String,
+    /// Closed-loop workers.
+    pub concurrency: usize,
+    /// Seconds.
+    pub duration_s: f64,
+    /// Answers and latency (`achieved_rps` is the HTTP ceiling).
+    pub api: ApiReport,
+    /// Machine CPU busy during the run.
+    pub cpu_busy_pct: Option<f64>,
+}
+
+/// Each component's ceiling, and the pipeline against the lowest.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CeilingRun {
+    /// PostgreSQL alone.
+    pub postgres: Option<PostgresCeiling>,
+    /// Kafka alone.
+    pub kafka: Option<KafkaCeiling>,
+    /// The HTTP stack alone.
+    pub http: Option<HttpCeiling>,
+    /// The lowest of the three: `postgres`, `kafka` or `http`.
+    pub lowest: Option<String>,
+    /// Its events (or requests) per second.
+    pub lowest_per_s: Option<f64>,
+    /// The pipeline's sustained events per second.
+    pub pipeline_events_per_s: Option<f64>,
+    /// Where that figure comes from.
+    pub pipeline_source: String,
+    /// Pipeline / lowest ceiling, in percent.
+    pub pipeline_pct_of_lowest: Option<f64>,
+    /// Ceilings that could not be measured, with the reason.
+    pub errors: Vec<String>,
+}
+
 /// `todoctl verify` over the whole stack (all events ever, not just this run's).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct VerifyReport {
@@ -308,7 +410,7 @@ pub struct TargetResult {
 pub struct Report {
     /// Layout version.
     pub schema_version: u32,
-    /// `steady`, `ramp`, `backlog`, `overhead`, `max` or `all`.
+    /// `steady`, `ramp`, `backlog`, `overhead`, `max`, `ceiling` or `all`.
     pub scenario: String,
     /// Shortened run.
     pub quick: bool,
@@ -334,6 +436,9 @@ pub struct Report {
     /// The steady load right after a restart.
     #[serde(default)]
     pub settle: Option<SettleRun>,
+    /// Each component alone, and the pipeline against the lowest.
+    #[serde(default)]
+    pub ceiling: Option<CeilingRun>,
     /// Whole-stack reconciliation at the end.
     pub verify: Option<VerifyReport>,
     /// Scenarios of `all` that could not finish, with the reason (the others
@@ -362,6 +467,7 @@ mod tests {
             keys(&v),
             [
                 "backlog",
+                "ceiling",
                 "errors",
                 "finished_at",
                 "machine",
@@ -419,6 +525,43 @@ mod tests {
                 "published",
                 "relay",
                 "sustained_events_per_s"
+            ]
+        );
+        let c = serde_json::to_value(CeilingRun {
+            postgres: Some(PostgresCeiling::default()),
+            kafka: Some(KafkaCeiling::default()),
+            http: Some(HttpCeiling::default()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            keys(&c),
+            [
+                "errors",
+                "http",
+                "kafka",
+                "lowest",
+                "lowest_per_s",
+                "pipeline_events_per_s",
+                "pipeline_pct_of_lowest",
+                "pipeline_source",
+                "postgres"
+            ]
+        );
+        assert_eq!(
+            keys(&c["kafka"]),
+            [
+                "consume_per_s",
+                "cpu_busy_pct",
+                "end_to_end_per_s",
+                "method",
+                "partitions",
+                "produce_per_s",
+                "produce_while_consuming_per_s",
+                "record_bytes_mean",
+                "records",
+                "replication_factor",
+                "topic"
             ]
         );
         assert_eq!(

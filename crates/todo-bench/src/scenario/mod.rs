@@ -2,6 +2,7 @@
 //! and turns what the databases recorded into its part of the report.
 
 mod backlog;
+mod ceiling;
 mod harness;
 mod max;
 mod overhead;
@@ -23,11 +24,14 @@ use crate::error::{Error, Result};
 use crate::sampler::{LagProbe, Sources};
 
 pub use backlog::backlog;
+pub use ceiling::{
+    best_step, ceiling, default_batch_sizes, lowest_ceiling, newest_ramp, pct_of, pipeline_rate,
+};
 pub use harness::{cpu_mean, measure, Hooks, Load, Measured};
 pub use max::max;
 pub use overhead::overhead;
 pub use plots::plot_run;
-pub use probes::{cpu_busy_over, own_cpu_s, wait_quiet};
+pub use probes::{cpu_busy_over, cpu_busy_since, own_cpu_s, wait_quiet};
 pub use ramp::{ramp, step_verdict};
 pub use settle::{settle, settling};
 pub use steady::steady;
@@ -106,6 +110,19 @@ impl Ctx {
             "{}/metrics",
             self.common.event_service_url.trim_end_matches('/')
         )
+    }
+}
+
+/// `r`'s value, or `None` with its error printed and added to `errors`: one
+/// part of a run that meets an outage, while the others still report.
+pub fn keep<T>(name: &str, r: Result<T>, errors: &mut Vec<String>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            eprintln!("{name} failed: {e}");
+            errors.push(format!("{name}: {e}"));
+            None
+        }
     }
 }
 

@@ -9,9 +9,15 @@ use crate::stats;
 
 /// Machine CPU busy share over `over`.
 pub async fn cpu_busy_over(over: Duration) -> Option<f64> {
-    let a = sampler::cpu_jiffies()?;
+    let a = sampler::cpu_jiffies();
     tokio::time::sleep(over).await;
-    let b = sampler::cpu_jiffies()?;
+    cpu_busy_since(a)
+}
+
+/// Machine CPU busy share from `start` (a [`sampler::cpu_jiffies`] reading)
+/// to now.
+pub fn cpu_busy_since(start: Option<(u64, u64)>) -> Option<f64> {
+    let (a, b) = (start?, sampler::cpu_jiffies()?);
     (b.1 > a.1).then(|| stats::round3(100.0 * (b.0 - a.0) as f64 / (b.1 - a.1) as f64))
 }
 
