@@ -181,8 +181,11 @@ impl RelayArgs {
             pipeline_depth: self.pipeline_depth,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             standby_interval: Duration::from_millis(self.standby_interval_ms),
-            backoff_base: Duration::from_millis(self.backoff_base_ms),
-            backoff_cap: Duration::from_millis(self.backoff_cap_ms),
+            backoff: todo_runtime::retry::Backoff::new(
+                Duration::from_millis(self.backoff_base_ms),
+                2.0,
+                Duration::from_millis(self.backoff_cap_ms),
+            ),
             retention: Duration::from_secs(self.retention_hours * 3600),
             prune_interval: Duration::from_secs(self.prune_interval_s),
         }
@@ -200,7 +203,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::relay::backoff;
 
     #[derive(Parser)]
     struct A {
@@ -210,11 +212,16 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_stays_under_the_cap() {
-        let s = A::parse_from(["x"]).r.settings();
-        assert!(backoff(1, &s) <= s.backoff_base);
+        let a = A::parse_from(["x"]).r;
+        let (base, cap) = (
+            Duration::from_millis(a.backoff_base_ms),
+            Duration::from_millis(a.backoff_cap_ms),
+        );
+        let b = a.settings().backoff;
+        assert!(b.delay(1) <= base);
         for f in 1..40 {
-            assert!(backoff(f, &s) <= s.backoff_cap);
+            assert!(b.delay(f) <= cap);
         }
-        assert!(backoff(10, &s) >= s.backoff_cap / 2);
+        assert!(b.delay(10) >= cap / 2);
     }
 }

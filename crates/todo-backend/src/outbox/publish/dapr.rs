@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Acks, Outgoing, Publish, PublishError};
+use super::{Acks, OutboxRecord, Publish, PublishError};
 
 /// Publishes through the Dapr sidecar.
 #[derive(Clone)]
@@ -15,7 +15,7 @@ impl Publish for DaprPublisher {
         1
     }
 
-    async fn send(&self, rows: Vec<Outgoing>) -> Acks {
+    async fn send(&self, rows: Vec<OutboxRecord>) -> Acks {
         let dapr = self.0.clone();
         tokio::spawn(async move { send_dapr(&dapr, &rows).await })
     }
@@ -30,7 +30,7 @@ impl Publish for DaprPublisher {
 /// with it), so no task's later event is published before its earlier one.
 async fn send_dapr(
     dapr: &todo_dapr::publish::Publisher,
-    rows: &[Outgoing],
+    rows: &[OutboxRecord],
 ) -> Vec<Result<(), PublishError>> {
     let mut by_topic: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {

@@ -7,7 +7,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureRecord, Producer as _};
 use todo_kafka::Producer;
 
-use super::{Acks, Outgoing, Publish};
+use super::{Acks, OutboxRecord, Publish};
 
 /// Publishes with the Kafka producer.
 #[derive(Clone)]
@@ -18,7 +18,7 @@ impl Publish for KafkaPublisher {
         configured.max(1)
     }
 
-    async fn send(&self, rows: Vec<Outgoing>) -> Acks {
+    async fn send(&self, rows: Vec<OutboxRecord>) -> Acks {
         send_kafka(&self.0, rows).await
     }
 
@@ -30,7 +30,7 @@ impl Publish for KafkaPublisher {
 
 /// Queues every row on the producer (in order: the idempotent producer
 /// keeps it per partition), then collects the delivery reports.
-async fn send_kafka(producer: &Producer, rows: Vec<Outgoing>) -> Acks {
+async fn send_kafka(producer: &Producer, rows: Vec<OutboxRecord>) -> Acks {
     let mut deliveries = Vec::with_capacity(rows.len());
     for row in &rows {
         let headers = row.headers.iter().fold(

@@ -14,7 +14,7 @@ use rdkafka::error::KafkaError;
 use tokio::task::JoinHandle;
 
 /// One outbox row to publish.
-pub struct Outgoing {
+pub struct OutboxRecord {
     /// Outbox id.
     pub id: i64,
     /// Topic (with any prefix).
@@ -62,7 +62,7 @@ pub trait Publish: Send + Sync + 'static {
 
     /// Starts publishing `rows` (in id order); the returned task gives one
     /// result per row, in the same order.
-    fn send(&self, rows: Vec<Outgoing>) -> impl Future<Output = Acks> + Send;
+    fn send(&self, rows: Vec<OutboxRecord>) -> impl Future<Output = Acks> + Send;
 
     /// Waits (bounded) for what is queued to be sent.
     fn flush(&self) -> impl Future<Output = ()> + Send;

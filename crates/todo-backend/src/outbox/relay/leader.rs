@@ -9,7 +9,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use super::pipeline::{BatchOutcome, Pipeline};
-use super::{backoff, RelaySettings};
+use super::RelaySettings;
 use crate::outbox::publish::Publish;
 
 /// Where the active relay is.
@@ -209,7 +209,7 @@ impl<'r, P: Publish> Leader<'r, P> {
     fn failed(&mut self) -> Duration {
         self.failures += 1;
         self.caught_up = false;
-        backoff(self.failures, self.settings)
+        self.settings.backoff.delay(self.failures)
     }
 
     async fn prune_logged(&self) {

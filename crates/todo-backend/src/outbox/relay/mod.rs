@@ -41,10 +41,9 @@ pub struct RelaySettings {
     pub poll_interval: Duration,
     /// How often a standby relay tries to become the active one.
     pub standby_interval: Duration,
-    /// First backoff after a failed batch; doubles up to the cap.
-    pub backoff_base: Duration,
-    /// Longest backoff between failed batches.
-    pub backoff_cap: Duration,
+    /// The wait after failed batches in a row (and between a standby's tries
+    /// after the lock is lost): doubling from its base up to its cap, jittered.
+    pub backoff: Backoff,
     /// How long published rows are kept for replay.
     pub retention: Duration,
     /// How often published rows past retention are pruned.
@@ -96,7 +95,7 @@ impl<P: Publish> Relay<P> {
             }
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = tokio::time::sleep(self.settings.backoff_base) => {}
+                _ = tokio::time::sleep(self.settings.backoff.ceiling(1)) => {}
             }
         }
         self.publisher.flush().await;
@@ -166,10 +165,4 @@ impl<P: Publish> Relay<P> {
             Ok(None)
         }
     }
-}
-
-/// The wait after `failures` failed batches in a row: doubling from the
-/// base, capped, jittered.
-pub(crate) fn backoff(failures: u32, s: &RelaySettings) -> Duration {
-    Backoff::new(s.backoff_base, 2.0, s.backoff_cap).delay(failures)
 }

@@ -9,7 +9,7 @@ use todo_outbox::relay::{self as sql, Unpublished};
 use todo_runtime::trace::{Attribute, Span, SpanKind, TraceContext};
 
 use crate::metrics as m;
-use crate::outbox::publish::{Acks, Outgoing, Publish, PublishError};
+use crate::outbox::publish::{Acks, OutboxRecord, Publish, PublishError};
 
 /// What one batch did.
 #[derive(Debug)]
@@ -105,7 +105,7 @@ impl Pipeline {
                 topic: row.topic.clone(),
                 span,
             });
-            outgoing.push(Outgoing {
+            outgoing.push(OutboxRecord {
                 id: row.id,
                 topic: row.topic,
                 key: row.key,
