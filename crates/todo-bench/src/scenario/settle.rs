@@ -3,17 +3,16 @@
 //! then the constant open-loop load starts at once, with no warm-up, and the
 //! report says how long the pipeline took to reach its steady state.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::harness::{backend_target, load_run, measure, Hooks, Load};
-use super::plots::plot_run;
+use super::harness::Hooks;
+use super::steady::constant_rate;
 use super::Ctx;
 use crate::cli::SettleArgs;
 use crate::error::Result;
 use crate::instance;
 use crate::pipeline::PipelineSecond;
 use crate::report::{SettleRun, Settling};
-use crate::schedule::Schedule;
 use crate::stats;
 
 /// A second is settled when its end-to-end p99 is within this factor of
@@ -45,34 +44,11 @@ pub async fn settle(ctx: &Ctx, args: &SettleArgs) -> Result<SettleRun> {
     // NB: the benchmark's pools test a connection before handing it out, so
     // those PostgreSQL's restart cut are replaced, not used.
     let restart_s = stats::round3(began.elapsed().as_secs_f64());
-    let schedule = Schedule::constant(args.rate, Duration::from_secs_f64(duration));
     let hooks = Hooks {
         skip_warmup: true,
         ..Hooks::default()
     };
-    let (m, _) = measure(
-        ctx,
-        "settle",
-        vec![backend_target(ctx)],
-        Load::Open(schedule),
-        hooks,
-    )
-    .await?;
-    let run = load_run(
-        &m,
-        "open",
-        Some(args.rate),
-        None,
-        &ctx.common.mix.to_string(),
-    );
-    plot_run(
-        &ctx.out,
-        "settle",
-        &run.api,
-        None,
-        &run.pipeline,
-        &run.timeline,
-    )?;
+    let run = constant_rate(ctx, "settle", args.rate, duration, hooks).await?;
     Ok(SettleRun {
         restarted: restarted.iter().map(|s| s.to_string()).collect(),
         restart_s,

@@ -15,25 +15,31 @@ pub async fn steady(ctx: &Ctx, args: &SteadyArgs) -> Result<LoadRun> {
     let duration = args
         .duration_s
         .unwrap_or(if ctx.common.quick { 15.0 } else { 60.0 });
-    let schedule = Schedule::constant(args.rate, Duration::from_secs_f64(duration));
+    constant_rate(ctx, "steady", args.rate, duration, Hooks::default()).await
+}
+
+/// `rate` requests per second for `duration_s` against the stack's backend,
+/// measured, reported and plotted as `label`.
+pub(super) async fn constant_rate(
+    ctx: &Ctx,
+    label: &str,
+    rate: f64,
+    duration_s: f64,
+    hooks: Hooks<'_>,
+) -> Result<LoadRun> {
+    let schedule = Schedule::constant(rate, Duration::from_secs_f64(duration_s));
     let (m, _) = measure(
         ctx,
-        "steady",
+        label,
         vec![backend_target(ctx)],
         Load::Open(schedule),
-        Hooks::default(),
+        hooks,
     )
     .await?;
-    let run = load_run(
-        &m,
-        "open",
-        Some(args.rate),
-        None,
-        &ctx.common.mix.to_string(),
-    );
+    let run = load_run(&m, "open", Some(rate), None, &ctx.common.mix.to_string());
     plot_run(
         &ctx.out,
-        "steady",
+        label,
         &run.api,
         None,
         &run.pipeline,
