@@ -70,9 +70,13 @@ pub(crate) fn published(event_type: &str, count: usize, elapsed: Duration) {
     histogram!(EVENT_PUBLISH_DURATION_SECONDS).record_many(elapsed.as_secs_f64(), count);
 }
 
-/// An outbox row read by the relay `waited_s` after it was written.
-pub(crate) fn picked_up(waited_s: f64) {
-    histogram!(OUTBOX_RELAY_PICKUP_SECONDS).record(waited_s.max(0.0));
+/// Records how long each of a batch's outbox rows waited, from its write to
+/// the relay's read (the histogram is looked up once a batch).
+pub(crate) fn picked_up(waited_s: impl IntoIterator<Item = f64>) {
+    let histogram = histogram!(OUTBOX_RELAY_PICKUP_SECONDS);
+    for waited in waited_s {
+        histogram.record(waited.max(0.0));
+    }
 }
 
 pub(crate) fn publish_failed(event_type: &str) {

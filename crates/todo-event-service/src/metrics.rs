@@ -1,6 +1,6 @@
 //! Every metric the event service exports, named once, with its help text.
 
-use std::time::Duration;
+use std::time::Instant;
 
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
@@ -116,16 +116,27 @@ pub(crate) fn duplicates(n: u64) {
     counter!(EVENTS_DUPLICATE_TOTAL).increment(n);
 }
 
-pub(crate) fn processing_time(elapsed: Duration) {
-    histogram!(EVENT_PROCESSING_DURATION_SECONDS).record(elapsed.as_secs_f64());
+/// Records the processing time of a batch's events, each read at one of
+/// `received` (the histogram is looked up and the clock read once a batch).
+pub(crate) fn processing_times(received: impl IntoIterator<Item = Instant>) {
+    let histogram = histogram!(EVENT_PROCESSING_DURATION_SECONDS);
+    let now = Instant::now();
+    for at in received {
+        histogram.record(now.saturating_duration_since(at).as_secs_f64());
+    }
 }
 
-/// A record stamped `timestamp_ms` by its producer, read `read_ago` ago.
-/// Clocks of different hosts may disagree: a negative delay counts as 0.
-pub(crate) fn delivery_time(timestamp_ms: i64, read_ago: Duration) {
+/// Records the delivery time of a batch's records, each a pair of its
+/// producer's timestamp (ms since the epoch) and when it was read. Clocks
+/// of different hosts may disagree: a negative delay counts as 0.
+pub(crate) fn delivery_times(records: impl IntoIterator<Item = (i64, Instant)>) {
+    let histogram = histogram!(EVENT_DELIVERY_DURATION_SECONDS);
+    let now = Instant::now();
     let now_ms = chrono::Utc::now().timestamp_millis() as f64;
-    let delay_ms = now_ms - read_ago.as_secs_f64() * 1_000.0 - timestamp_ms as f64;
-    histogram!(EVENT_DELIVERY_DURATION_SECONDS).record((delay_ms / 1_000.0).max(0.0));
+    for (timestamp_ms, read_at) in records {
+        let read_ms = now_ms - now.saturating_duration_since(read_at).as_secs_f64() * 1_000.0;
+        histogram.record(((read_ms - timestamp_ms as f64) / 1_000.0).max(0.0));
+    }
 }
 
 pub(crate) fn lag(topic: &str, partition: i32, lag: i64) {

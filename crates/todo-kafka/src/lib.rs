@@ -20,5 +20,5 @@ pub use message::{headers_as_strings, send, Outgoing};
 pub use provision::{
     provision_in_background, provision_topics, provision_until_done, ProvisionError, TopicSettings,
 };
-pub use read::{read_to_end, ReadRecord};
+pub use read::{read_to_end, topic_partitions, ReadRecord};
 pub use topics::TopicNames;

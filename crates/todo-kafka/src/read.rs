@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -51,6 +52,22 @@ impl ReadRecord {
     }
 }
 
+/// The partitions of `topic` as the cluster reports them, each with its
+/// number of replicas (blocking); empty when the topic does not exist.
+pub fn topic_partitions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<(i32, usize)>, KafkaError> {
+    let md = consumer.fetch_metadata(Some(topic), timeout)?;
+    Ok(md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.replicas().len())))
+        .collect())
+}
+
 /// Reads `topic` from its first offsets to the high watermarks of the moment
 /// (blocking). Nothing is committed: the group is a throwaway.
 pub fn read_to_end(base: &ClientConfig, topic: &str) -> anyhow::Result<Vec<ReadRecord>> {
@@ -61,14 +78,10 @@ pub fn read_to_end(base: &ClientConfig, topic: &str) -> anyhow::Result<Vec<ReadR
         .set("auto.offset.reset", "earliest");
     let consumer: BaseConsumer = cfg.create().context("creating the Kafka consumer")?;
     let timeout = Duration::from_secs(10);
-    let md = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .context("topic metadata")?;
-    let partitions: Vec<i32> = md
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+    let partitions: Vec<i32> = topic_partitions(&consumer, topic, timeout)
+        .context("topic metadata")?
+        .into_iter()
+        .map(|(id, _)| id)
         .collect();
     anyhow::ensure!(!partitions.is_empty(), "topic {topic} does not exist");
 

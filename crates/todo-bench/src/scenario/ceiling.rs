@@ -114,7 +114,7 @@ pub fn best_step(steps: &[BatchStep]) -> Option<&BatchStep> {
 }
 
 async fn postgres(ctx: &Ctx, args: &CeilingArgs) -> Result<PostgresCeiling> {
-    let schema = format!("bench_ceiling_{}", short_id());
+    let schema = format!("bench_ceiling_{}", uuid::Uuid::new_v4().simple());
     let copied = scratch_tables(&ctx.backend_db, &schema).await;
     let run = match copied {
         Ok(method) => write_steps(ctx, args, &schema, method).await,
@@ -359,7 +359,7 @@ async fn kafka(ctx: &Ctx, args: &CeilingArgs) -> Result<KafkaCeiling> {
     let kafka = &ctx.common.kafka;
     let model = TopicNames::new(kafka.topic_prefix.clone()).for_event(EventType::Created);
     let (partitions, replication_factor) = topic_shape(kafka, &model).await?;
-    let run = short_id();
+    let run = uuid::Uuid::new_v4().simple();
     let topic = format!("{}bench.ceiling.{run}", kafka.topic_prefix);
     let group = format!("{}-ceiling-{run}", args.consumer.group_id);
     let client = kafka.client_config(&[]).map_err(config_error)?;
@@ -398,14 +398,9 @@ async fn topic_shape(kafka: &KafkaArgs, topic: &str) -> Result<(usize, usize)> {
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = cfg.create()?;
-        let md = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
-        let partitions = md
-            .topics()
-            .first()
-            .map(|t| t.partitions())
-            .unwrap_or_default();
+        let partitions = todo_kafka::topic_partitions(&consumer, &topic, Duration::from_secs(10))?;
         match partitions.first() {
-            Some(p) => Ok((partitions.len(), p.replicas().len().max(1))),
+            Some((_, replicas)) => Ok((partitions.len(), (*replicas).max(1))),
             None => Err(Error::Config(format!(
                 "topic {topic} not found: start the stack (./dev up) first"
             ))),
@@ -740,10 +735,6 @@ pub fn newest_ramp(
                 ),
             )
         })
-}
-
-fn short_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
 }
 
 #[cfg(test)]

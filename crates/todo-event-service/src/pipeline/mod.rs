@@ -142,10 +142,12 @@ impl Processor {
         let mut incoming = Vec::with_capacity(batch.len());
         let mut records = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
+        crate::metrics::delivery_times(
+            batch
+                .iter()
+                .filter_map(|r| r.timestamp_ms.map(|ts| (ts, r.received))),
+        );
         for r in batch {
-            if let Some(ts) = r.timestamp_ms {
-                crate::metrics::delivery_time(ts, r.received.elapsed());
-            }
             match self.decode(r) {
                 Ok(event) => {
                     incoming.push(incoming_of(event, r));
@@ -171,11 +173,17 @@ impl Processor {
         }
         let mut notifications = Vec::new();
         let mut consumed = [0u64; 4];
+        crate::metrics::processing_times(
+            records
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !parked.contains(i))
+                .map(|(_, rec)| rec.received),
+        );
         for (i, (inc, rec)) in incoming.iter().zip(&records).enumerate() {
             if parked.contains(&i) {
                 continue;
             }
-            crate::metrics::processing_time(rec.received.elapsed());
             let t = inc.event.event_type();
             consumed[EventType::ALL.iter().position(|x| *x == t).unwrap_or(0)] += 1;
             if t == EventType::Completed && self.notifier.is_some() {

@@ -92,8 +92,8 @@ impl Pipeline {
         let started = Instant::now();
         let mut sent = Vec::with_capacity(rows.len());
         let mut outgoing = Vec::with_capacity(rows.len());
+        m::picked_up(rows.iter().map(|row| row.waited_s));
         for row in rows {
-            m::picked_up(row.waited_s);
             self.ids.insert(row.id);
             let mut headers: Vec<(String, String)> =
                 row.headers.0.into_iter().map(|[k, v]| (k, v)).collect();
