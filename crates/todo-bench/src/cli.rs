@@ -43,6 +43,10 @@ pub enum Command {
     /// Kafka with the services' client settings, the HTTP stack on /health),
     /// and the pipeline's sustained rate as a share of the lowest.
     Ceiling(Box<CeilingArgs>),
+    /// On the three-broker stack (`./dev up --brokers 3`): a ramp with 1-2
+    /// backends and 1-3 event services, then event services joining and
+    /// leaving under load, and how long each rebalance takes to absorb.
+    Scale(ScaleArgs),
     /// steady, overhead, ramp, backlog and ceiling, one report.
     All,
     /// Only generate load against BACKEND_URL and print one line:
@@ -129,6 +133,9 @@ pub struct Common {
     /// The backend binary, for the extra instances of `overhead` and `backlog`.
     #[arg(long, global = true, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/todo-backend"))]
     pub backend_bin: PathBuf,
+    /// The event service binary, for the extra instances of `scale`.
+    #[arg(long, global = true, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/todo-event-service"))]
+    pub event_service_bin: PathBuf,
     /// The repository's `dev` script (backlog stops and starts the backend with it).
     #[arg(long, global = true, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dev"))]
     pub dev_script: PathBuf,
@@ -169,6 +176,32 @@ pub struct SettleArgs {
     /// Restart PostgreSQL, Redis and Kafka too, not only the services.
     #[arg(long)]
     pub infra: bool,
+}
+
+/// `scale`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ScaleArgs {
+    /// Numbers of backends to try (default 1,2).
+    #[arg(long, value_delimiter = ',')]
+    pub backends: Vec<usize>,
+    /// Numbers of event services to try (default 1,2,3).
+    #[arg(long, value_delimiter = ',')]
+    pub event_services: Vec<usize>,
+    /// Rates of each configuration's ramp (default 1000,1500,2000,2500,3000,3500,4000).
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Vec<f64>,
+    /// Seconds per rate (default 10; 3 with --quick).
+    #[arg(long)]
+    pub step_s: Option<f64>,
+    /// Rate of the rebalance run.
+    #[arg(long, default_value_t = 1_000.0)]
+    pub rebalance_rate: f64,
+    /// Seconds between the rebalance run's changes (default 20; 12 with --quick).
+    #[arg(long)]
+    pub rebalance_every_s: Option<f64>,
+    /// Skip the rebalance run.
+    #[arg(long)]
+    pub no_rebalance: bool,
 }
 
 /// `ramp`.

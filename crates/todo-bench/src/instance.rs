@@ -1,5 +1,6 @@
-//! Processes the scenarios start or stop: an extra backend instance (events
-//! off, or relay off) and the stack's own backend through `./dev`.
+//! Processes the scenarios start or stop: extra backends (events off, relay
+//! off, or more of the same) and event services, and the stack's own
+//! services through `./dev`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -42,21 +43,58 @@ pub struct BackendSpec<'a> {
 
 /// Starts a backend on a free port and waits until `/health` answers.
 pub async fn spawn_backend(spec: BackendSpec<'_>, http: &reqwest::Client) -> Result<Instance> {
+    let mut env = vec![
+        ("DATABASE_URL", spec.database_url.to_owned()),
+        (
+            "KAFKA_BOOTSTRAP_SERVERS",
+            spec.kafka_bootstrap_servers.to_owned(),
+        ),
+        ("EVENTS_ENABLED", spec.events_enabled.to_string()),
+        ("RELAY_ENABLED", spec.relay_enabled.to_string()),
+    ];
+    env.extend(spec.env);
+    spawn_service(
+        ServiceSpec {
+            name: "backend",
+            bin: spec.bin,
+            crate_name: "todo-backend",
+            log: spec.log,
+            env,
+        },
+        http,
+    )
+    .await
+}
+
+/// Settings of an extra instance of one of our services.
+pub struct ServiceSpec<'a> {
+    /// What to call it in messages.
+    pub name: &'a str,
+    /// The binary.
+    pub bin: &'a Path,
+    /// Its crate (for the build hint when the binary is missing).
+    pub crate_name: &'a str,
+    /// Log file.
+    pub log: PathBuf,
+    /// Its settings (on top of this process's environment); `HTTP_ADDR` is
+    /// set to a free port.
+    pub env: Vec<(&'static str, String)>,
+}
+
+/// Starts a service on a free port and waits until `/health` answers.
+pub async fn spawn_service(spec: ServiceSpec<'_>, http: &reqwest::Client) -> Result<Instance> {
     if !spec.bin.exists() {
         return Err(Error::Process(format!(
-            "{} not found: build it with `cargo build --release -p todo-backend`",
-            spec.bin.display()
+            "{} not found: build it with `cargo build --release -p {}`",
+            spec.bin.display(),
+            spec.crate_name
         )));
     }
     let port = free_port()?;
     let log = std::fs::File::create(&spec.log)?;
     let child = tokio::process::Command::new(spec.bin)
-        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", spec.database_url)
-        .env("KAFKA_BOOTSTRAP_SERVERS", spec.kafka_bootstrap_servers)
-        .env("EVENTS_ENABLED", spec.events_enabled.to_string())
-        .env("RELAY_ENABLED", spec.relay_enabled.to_string())
         .envs(spec.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -76,13 +114,19 @@ pub async fn spawn_backend(spec: BackendSpec<'_>, http: &reqwest::Client) -> Res
         }
         if let Ok(Some(status)) = inst.child.try_wait() {
             return Err(Error::Process(format!(
-                "backend exited ({status}); see {}",
+                "{} exited ({status}); see {}",
+                spec.name,
                 inst.log.display()
             )));
         }
         if std::time::Instant::now() > deadline {
+            let why = format!(
+                "{} not healthy after 60 s; see {}",
+                spec.name,
+                inst.log.display()
+            );
             inst.stop().await;
-            return Err(Error::Process("backend not healthy after 60 s".into()));
+            return Err(Error::Process(why));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -103,6 +147,11 @@ impl Instance {
                 return;
             }
         }
+        let _ = self.child.kill().await;
+    }
+
+    /// SIGKILL: a crash, with no goodbye to the consumer group.
+    pub async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
 }

@@ -49,6 +49,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Max(_) => "max",
         Command::Settle(_) => "settle",
         Command::Ceiling(_) => "ceiling",
+        Command::Scale(_) => "scale",
         Command::All | Command::Load(_) => "all",
     };
     let started_at = chrono::Utc::now();
@@ -77,6 +78,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Max(a) => report.max = Some(scenario::max(&ctx, a).await?),
         Command::Settle(a) => report.settle = Some(scenario::settle(&ctx, a).await?),
         Command::Ceiling(a) => report.ceiling = Some(scenario::ceiling(&ctx, a, None).await?),
+        Command::Scale(a) => report.scale = Some(scenario::scale(&ctx, a).await?),
         Command::All => {
             let quick = cli.common.quick;
             let secs = |full: f64, q: f64| Some(if quick { q } else { full });

@@ -256,7 +256,7 @@ pub struct ApiReport {
 }
 
 /// Accumulates the answers of one target.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Recorder {
     name: String,
     latency: Histogram<u64>,
@@ -323,6 +323,54 @@ impl Recorder {
             step.2 += 1;
             self.per_second[second].2 += 1;
         }
+    }
+
+    /// The answers of several targets as one (`name`: `a+b`), for a load
+    /// spread over several instances of one service.
+    pub fn merged(recorders: &[Recorder]) -> Recorder {
+        let names: Vec<&str> = recorders.iter().map(|r| r.name.as_str()).collect();
+        let mut all = Recorder::new(&names.join("+"));
+        for r in recorders {
+            all.add(r);
+        }
+        all
+    }
+
+    fn add(&mut self, other: &Recorder) {
+        let add = |to: &mut Histogram<u64>, from: &Histogram<u64>| {
+            to.add(from).expect("histograms of one layout add up");
+        };
+        add(&mut self.latency, &other.latency);
+        add(&mut self.service, &other.service);
+        for (to, from) in self.per_op.iter_mut().zip(&other.per_op) {
+            add(to, from);
+        }
+        for (step, (h, ok, failed)) in &other.per_step {
+            let to = self
+                .per_step
+                .entry(*step)
+                .or_insert_with(|| (stats::histogram(), 0, 0));
+            add(&mut to.0, h);
+            to.1 += ok;
+            to.2 += failed;
+        }
+        if self.per_second.len() < other.per_second.len() {
+            self.per_second
+                .resize_with(other.per_second.len(), || (second_histogram(), 0, 0));
+        }
+        for (to, (h, ok, failed)) in self.per_second.iter_mut().zip(&other.per_second) {
+            add(&mut to.0, h);
+            to.1 += ok;
+            to.2 += failed;
+        }
+        for (status, n) in &other.statuses {
+            *self.statuses.entry(status.clone()).or_default() += n;
+        }
+        for (to, n) in self.ok_per_op.iter_mut().zip(other.ok_per_op) {
+            *to += n;
+        }
+        self.sent += other.sent;
+        self.ok += other.ok;
     }
 
     /// Latency and counts (ok, failed) of schedule step `step`.
@@ -423,6 +471,30 @@ mod tests {
             sent: intended + Duration::from_millis(latency_ms / 2),
             done: intended + Duration::from_millis(latency_ms),
         }
+    }
+
+    #[test]
+    fn the_targets_of_one_load_merge_into_one_report() {
+        let start = Instant::now();
+        let mut a = Recorder::new("backend");
+        a.record(&done(0, 10, Outcome::Ok { created: Some(1) }, start), start);
+        a.record(&done(200, 5, Outcome::Status(503), start), start);
+        let mut b = Recorder::new("backend-2");
+        b.record(
+            &done(2_100, 40, Outcome::Ok { created: Some(2) }, start),
+            start,
+        );
+        let all = Recorder::merged(&[a, b]);
+        let rep = all.report(Duration::from_secs(3));
+        assert_eq!(rep.target, "backend+backend-2");
+        assert_eq!((rep.requests, rep.ok, rep.failed), (3, 2, 1));
+        assert_eq!(rep.statuses["201"], 2);
+        assert_eq!(rep.statuses["503"], 1);
+        assert!((rep.latency.max_ms - 40.0).abs() < 0.1);
+        // Seconds 0 and 2 from the two targets, 1 empty.
+        let per_second: Vec<(u64, u64)> = rep.per_second.iter().map(|s| (s.ok, s.failed)).collect();
+        assert_eq!(per_second, [(1, 1), (0, 0), (1, 0)]);
+        assert_eq!(all.step(0).1, 2);
     }
 
     #[test]

@@ -84,17 +84,19 @@ impl LagProbe {
         let consumer: BaseConsumer = cfg.create()?;
         let mut partitions = Vec::new();
         for t in topics {
-            let md = consumer.fetch_metadata(Some(t), Duration::from_secs(5))?;
-            for topic in md.topics() {
-                for p in topic.partitions() {
-                    partitions.push((topic.name().to_owned(), p.id()));
-                }
+            for (p, _) in todo_kafka::topic_partitions(&consumer, t, Duration::from_secs(5))? {
+                partitions.push((t.clone(), p));
             }
         }
         Ok(Self {
             consumer,
             partitions,
         })
+    }
+
+    /// Partitions of the topics it watches.
+    pub fn partitions(&self) -> usize {
+        self.partitions.len()
     }
 
     /// (total lag, largest partition lag); blocking.
@@ -129,10 +131,10 @@ impl LagProbe {
 pub struct Sources {
     /// Backend database (outbox depth).
     pub backend_db: PgPool,
-    /// Backend /metrics URL.
-    pub backend_metrics: String,
-    /// Event service /metrics URL.
-    pub events_metrics: String,
+    /// The backends' /metrics URLs.
+    pub backend_metrics: Vec<String>,
+    /// The event services' /metrics URLs.
+    pub events_metrics: Vec<String>,
     /// HTTP client.
     pub http: reqwest::Client,
     /// Kafka lag probe, when Kafka is reachable.
@@ -153,6 +155,15 @@ pub async fn scrape(http: &reqwest::Client, url: &str) -> Option<Vec<PromSample>
     Some(stats::parse_prometheus(&r.text().await.ok()?))
 }
 
+/// Scrapes the /metrics endpoints of every instance of one service, at once:
+/// their samples together, so that sums and histogram buckets add up over
+/// the instances (`None` when none answers).
+pub async fn scrape_all(http: &reqwest::Client, urls: &[String]) -> Option<Vec<PromSample>> {
+    let scraped = futures::future::join_all(urls.iter().map(|u| scrape(http, u))).await;
+    let answered: Vec<Vec<PromSample>> = scraped.into_iter().flatten().collect();
+    (!answered.is_empty()).then(|| answered.concat())
+}
+
 /// Outbox rows not yet published.
 pub async fn outbox_depth(pool: &PgPool) -> Option<i64> {
     todo_outbox::backlog::unpublished_count(pool).await.ok()
@@ -167,8 +178,8 @@ impl Sources {
             .map(|probe| tokio::task::spawn_blocking(move || probe.sample().ok()));
         let (depth, backend, events) = tokio::join!(
             outbox_depth(&self.backend_db),
-            scrape(&self.http, &self.backend_metrics),
-            scrape(&self.http, &self.events_metrics),
+            scrape_all(&self.http, &self.backend_metrics),
+            scrape_all(&self.http, &self.events_metrics),
         );
         let lag = match lag {
             Some(h) => h.await.ok().flatten(),

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::model::{CeilingRun, LoadRun, Report};
+use super::model::{CeilingRun, LoadRun, Report, ScaleRun};
 use crate::load::ApiReport;
 use crate::pipeline::PipelineReport;
 
@@ -139,6 +139,69 @@ fn plots_md(prefix: &str) -> String {
     format!(
         "\n![latency]({prefix}-latency.svg)\n![lag]({prefix}-lag.svg)\n![throughput]({prefix}-throughput.svg)\n"
     )
+}
+
+fn scale_md(out: &mut String, s: &ScaleRun) {
+    let _ = writeln!(
+        out,
+        "\n## scale\n\n{} broker(s), {} partitions over the task topics. One ramp per configuration \
+         (the load round robin over the backends; one relay leads).\n\n\
+         | backends | event services | group balanced after | highest bounded rate | events/s | e2e p99 ms | lag max | CPU % | stopped |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        s.brokers, s.partitions
+    );
+    for c in &s.configs {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
+            c.backends,
+            c.event_services,
+            c.balanced_after_s
+                .map_or("not within 60 s".into(), |t| format!("{t:.1} s")),
+            opt(c.highest_bounded_rate),
+            c.events_per_s,
+            opt(c.e2e_p99_ms),
+            opt(c.consumer_lag_max),
+            opt(c.ramp.cpu.cpu_busy_pct_mean.map(|v| v.round())),
+            if c.stopped_because.is_empty() {
+                "kept up at every rate"
+            } else {
+                &c.stopped_because
+            }
+        );
+    }
+    if let Some(r) = &s.rebalance {
+        let _ = writeln!(
+            out,
+            "\n### Rebalances under {} req/s\n\nSteady state before the first change: e2e p99 {} ms; \
+             a second counts as absorbed at or below {} ms (5-second windows, as `settle`).\n\n\
+             | at | change | event services after | absorbed after | worst e2e p99 ms | lag max | fewest processed/s |\n\
+             |---:|---|---:|---:|---:|---:|---:|",
+            r.rate,
+            opt(r.steady_e2e_p99_ms),
+            opt(r.bound_ms)
+        );
+        for c in &r.changes {
+            let _ = writeln!(
+                out,
+                "| {:.1} s | {} | {} | {} | {} | {} | {} |",
+                c.at_s,
+                c.what,
+                c.instances_after,
+                c.absorbed_after_s
+                    .map_or("not before the next change".into(), |t| format!("{t:.1} s")),
+                opt(c.worst_e2e_p99_ms),
+                opt(c.consumer_lag_max),
+                opt(c.min_processed_per_s)
+            );
+        }
+        run_md(
+            out,
+            "scale: the rebalance load",
+            &r.run,
+            &plots_md("scale-rebalance"),
+        );
+    }
 }
 
 fn ceiling_md(out: &mut String, c: &CeilingRun) {
@@ -347,6 +410,9 @@ pub fn markdown(r: &Report) -> String {
     }
     if let Some(c) = &r.ceiling {
         ceiling_md(&mut out, c);
+    }
+    if let Some(s) = &r.scale {
+        scale_md(&mut out, s);
     }
     for e in &r.errors {
         let _ = writeln!(out, "\n**Not finished:** {e}");

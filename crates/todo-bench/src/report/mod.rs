@@ -9,6 +9,7 @@ pub use evaluate::{evaluate, target_lines};
 pub use markdown::markdown;
 pub use model::{
     BacklogRun, BatchStep, CeilingRun, CpuFigures, HttpCeiling, KafkaCeiling, LagReport, LoadRun,
-    Machine, OverheadRun, PostgresCeiling, ProcessingReport, RampRun, RampStep, Report, SettleRun,
-    Settling, TargetResult, VerifyReport, SCHEMA_VERSION,
+    Machine, MembershipChange, OverheadRun, PostgresCeiling, ProcessingReport, RampRun, RampStep,
+    RebalanceRun, Report, ScaleConfig, ScaleRun, SettleRun, Settling, TargetResult, VerifyReport,
+    SCHEMA_VERSION,
 };

@@ -232,6 +232,81 @@ pub struct Settling {
     pub settled_in_run: bool,
 }
 
+/// Instances of the services on the three-broker stack (`scale`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScaleRun {
+    /// Brokers in the cluster.
+    pub brokers: usize,
+    /// Partitions of the task topics together.
+    pub partitions: usize,
+    /// One ramp per configuration.
+    pub configs: Vec<ScaleConfig>,
+    /// Event services joining and leaving under a constant load.
+    pub rebalance: Option<RebalanceRun>,
+}
+
+/// One configuration of `scale`: its ramp, summed up.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScaleConfig {
+    /// Backends (the load goes to them round robin; one relay leads).
+    pub backends: usize,
+    /// Event services in the consumer group.
+    pub event_services: usize,
+    /// Seconds from starting the extra instances until every event service
+    /// had partitions and all of them were assigned (`None`: not within 60 s).
+    pub balanced_after_s: Option<f64>,
+    /// Highest offered rate at which the pipeline kept up.
+    pub highest_bounded_rate: Option<f64>,
+    /// Events processed per second at that rate.
+    pub events_per_s: f64,
+    /// End-to-end p99 of the events written at that rate.
+    pub e2e_p99_ms: Option<f64>,
+    /// Largest consumer lag (summed over partitions) sampled while the
+    /// ramp kept up.
+    pub consumer_lag_max: Option<i64>,
+    /// Why the ramp stopped (empty when every rate kept up).
+    pub stopped_because: String,
+    /// The ramp.
+    pub ramp: RampRun,
+}
+
+/// Event services joining and leaving the group under a constant load.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RebalanceRun {
+    /// Offered rate.
+    pub rate: f64,
+    /// The steady state before the first change: median per-second
+    /// end-to-end p99.
+    pub steady_e2e_p99_ms: Option<f64>,
+    /// A second counts as absorbed at or below this p99.
+    pub bound_ms: Option<f64>,
+    /// The changes, in order.
+    pub changes: Vec<MembershipChange>,
+    /// The load (stage histograms: the stack's own event service only).
+    pub run: LoadRun,
+}
+
+/// One change of the consumer group's members, and how the pipeline took it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MembershipChange {
+    /// Seconds from the start of the load.
+    pub at_s: f64,
+    /// What happened.
+    pub what: String,
+    /// Event services running after it.
+    pub instances_after: usize,
+    /// Seconds from the change until the per-second end-to-end p99 was back
+    /// within the bound for good (judged on 5-second windows, as `settle`);
+    /// `None`: not before the next change or the end.
+    pub absorbed_after_s: Option<f64>,
+    /// The worst per-second end-to-end p99 until the next change.
+    pub worst_e2e_p99_ms: Option<f64>,
+    /// The largest consumer lag sampled until the next change.
+    pub consumer_lag_max: Option<i64>,
+    /// The fewest events processed in one second until the next change.
+    pub min_processed_per_s: Option<u64>,
+}
+
 /// The backlog drain.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BacklogRun {
@@ -439,6 +514,9 @@ pub struct Report {
     /// Each component alone, and the pipeline against the lowest.
     #[serde(default)]
     pub ceiling: Option<CeilingRun>,
+    /// Instances of the services on the three-broker stack.
+    #[serde(default)]
+    pub scale: Option<ScaleRun>,
     /// Whole-stack reconciliation at the end.
     pub verify: Option<VerifyReport>,
     /// Scenarios of `all` that could not finish, with the reason (the others
@@ -475,6 +553,7 @@ mod tests {
                 "overhead",
                 "quick",
                 "ramp",
+                "scale",
                 "scenario",
                 "schema_version",
                 "settle",

@@ -68,6 +68,12 @@ pub struct Measured {
 }
 
 impl Measured {
+    /// The answers of every target as one (a load spread round robin over
+    /// several backends is one load).
+    pub fn together(&self) -> Recorder {
+        Recorder::merged(&self.recorders)
+    }
+
     /// The machine's CPU around the run, as every run reports it.
     pub fn cpu(&self) -> CpuFigures {
         CpuFigures {
@@ -93,6 +99,10 @@ pub struct Hooks<'a> {
         Option<Box<dyn FnMut(usize, &Schedule, &Sampler, u64, u64, f64) -> (bool, String) + 'a>>,
     /// Measure from the first request, with no warm-up (settle).
     pub skip_warmup: bool,
+    /// Told the instant the measured load starts (after any warm-up): a
+    /// scenario that acts during the load (scale's rebalances) times its
+    /// actions from it.
+    pub started: Option<tokio::sync::oneshot::Sender<Instant>>,
 }
 
 /// Runs one load against `targets` and measures it end to end.
@@ -121,8 +131,8 @@ pub async fn measure(
         Load::Closed { .. } => 0.0,
     };
     let driver = Driver::new(api, targets, ctx.common.mix.clone());
-    let before = sampler::scrape(&ctx.http, &ctx.events_metrics_url()).await;
-    let publish_before = sampler::scrape(&ctx.http, &ctx.backend_metrics_url()).await;
+    let before = sampler::scrape_all(&ctx.http, &ctx.events_metrics_urls()).await;
+    let publish_before = sampler::scrape_all(&ctx.http, &ctx.backend_metrics_urls()).await;
     let cpu_at_start = own_cpu_s();
     // NB: the marks (and the database clock's t0) right before the start:
     // every database timestamp is read as seconds from t0.
@@ -133,6 +143,10 @@ pub async fn measure(
     };
     let pb = progress(len.ceil() as u64, label);
     let start = Instant::now();
+    if let Some(started) = hooks.started.take() {
+        // NB: the scenario may have given up waiting; the load runs anyway.
+        let _ = started.send(start);
+    }
     let (tx, collector) = load::collect(names, start);
     let sampler = Sampler::start(ctx.sources(), driver.live.clone(), start, Some(pb.clone()));
     let mut steps_run = 0;
@@ -200,7 +214,7 @@ pub async fn measure(
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let timeline = sampler.stop().await;
     pb.finish_and_clear();
-    let after = sampler::scrape(&ctx.http, &ctx.events_metrics_url()).await;
+    let after = sampler::scrape_all(&ctx.http, &ctx.events_metrics_urls()).await;
     let processing = histogram_report(
         "event_processing_duration_seconds",
         before.as_deref(),
@@ -211,7 +225,7 @@ pub async fn measure(
         before.as_deref(),
         after.as_deref(),
     );
-    let publish_after = sampler::scrape(&ctx.http, &ctx.backend_metrics_url()).await;
+    let publish_after = sampler::scrape_all(&ctx.http, &ctx.backend_metrics_urls()).await;
     let publish = histogram_report(
         "event_publish_duration_seconds",
         publish_before.as_deref(),
@@ -313,7 +327,7 @@ pub(super) fn load_run(
         duration_s: stats::round3(m.window.as_secs_f64()),
         mix: mix.into(),
         correlation_id: m.correlation_id.to_string(),
-        api: m.recorders[0].report(m.window),
+        api: m.together().report(m.window),
         lag: lag_report(&m.timeline, &pipeline),
         pipeline,
         processing: m.processing.clone(),
@@ -326,8 +340,20 @@ pub(super) fn load_run(
     }
 }
 
-pub(super) fn backend_target(ctx: &Ctx) -> Arc<Target> {
-    Arc::new(Target::new("backend", &ctx.common.backend_url))
+/// The stack's backend, and the extra ones of `scale` (`backend-2`, ...):
+/// the load goes to them round robin.
+pub(super) fn backend_targets(ctx: &Ctx) -> Vec<Arc<Target>> {
+    ctx.backends
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let name = match i {
+                0 => "backend".to_owned(),
+                i => format!("backend-{}", i + 1),
+            };
+            Arc::new(Target::new(&name, url))
+        })
+        .collect()
 }
 
 /// Unrecorded load on `targets` at `rate` for `seconds` (their task pools

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::harness::{backend_target, load_run, measure, Hooks, Load};
+use super::harness::{backend_targets, load_run, measure, Hooks, Load};
 use super::plots::plot_run;
 use super::Ctx;
 use crate::cli::MaxArgs;
@@ -17,7 +17,7 @@ pub async fn max(ctx: &Ctx, args: &MaxArgs) -> Result<LoadRun> {
     let (m, _) = measure(
         ctx,
         "max",
-        vec![backend_target(ctx)],
+        backend_targets(ctx),
         Load::Closed {
             concurrency: args.concurrency,
             duration: Duration::from_secs_f64(duration),

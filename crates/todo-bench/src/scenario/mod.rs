@@ -9,6 +9,7 @@ mod overhead;
 mod plots;
 mod probes;
 mod ramp;
+mod scale;
 mod settle;
 mod steady;
 
@@ -33,10 +34,12 @@ pub use overhead::overhead;
 pub use plots::plot_run;
 pub use probes::{cpu_busy_over, cpu_busy_since, own_cpu_s, wait_quiet};
 pub use ramp::{ramp, step_verdict};
+pub use scale::{absorption, scale};
 pub use settle::{settle, settling};
 pub use steady::steady;
 
 /// What every scenario needs.
+#[derive(Clone)]
 pub struct Ctx {
     /// Options.
     pub common: Common,
@@ -50,6 +53,11 @@ pub struct Ctx {
     pub lag: Option<Arc<LagProbe>>,
     /// Report directory.
     pub out: PathBuf,
+    /// The backends the load goes to, round robin, and whose /metrics are
+    /// summed: the stack's, and the extra ones of `scale`.
+    pub backends: Vec<String>,
+    /// The event services whose /metrics are summed (one consumer group).
+    pub event_services: Vec<String>,
 }
 
 impl Ctx {
@@ -79,6 +87,8 @@ impl Ctx {
             }
         };
         Ok(Self {
+            backends: vec![common.backend_url.clone()],
+            event_services: vec![common.event_service_url.clone()],
             common,
             backend_db,
             events_db,
@@ -91,26 +101,27 @@ impl Ctx {
     fn sources(&self) -> Sources {
         Sources {
             backend_db: self.backend_db.clone(),
-            backend_metrics: format!("{}/metrics", self.common.backend_url.trim_end_matches('/')),
-            events_metrics: format!(
-                "{}/metrics",
-                self.common.event_service_url.trim_end_matches('/')
-            ),
+            backend_metrics: self.backend_metrics_urls(),
+            events_metrics: self.events_metrics_urls(),
             http: self.http.clone(),
             lag: self.lag.clone(),
         }
     }
 
-    fn backend_metrics_url(&self) -> String {
-        format!("{}/metrics", self.common.backend_url.trim_end_matches('/'))
+    fn backend_metrics_urls(&self) -> Vec<String> {
+        metrics_urls(&self.backends)
     }
 
-    fn events_metrics_url(&self) -> String {
-        format!(
-            "{}/metrics",
-            self.common.event_service_url.trim_end_matches('/')
-        )
+    fn events_metrics_urls(&self) -> Vec<String> {
+        metrics_urls(&self.event_services)
     }
+}
+
+fn metrics_urls(bases: &[String]) -> Vec<String> {
+    bases
+        .iter()
+        .map(|b| format!("{}/metrics", b.trim_end_matches('/')))
+        .collect()
 }
 
 /// `r`'s value, or `None` with its error printed and added to `errors`: one

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::harness::{backend_target, measure, Hooks, Load};
+use super::harness::{backend_targets, measure, Hooks, Load};
 use super::plots::plot_run;
 use super::Ctx;
 use crate::cli::RampArgs;
@@ -60,8 +60,19 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
     let step_s = args
         .step_s
         .unwrap_or(if ctx.common.quick { 4.0 } else { 15.0 });
-    let schedule = Schedule::ramp(&rates, Duration::from_secs_f64(step_s));
-    let consumed_base = sampler::scrape(&ctx.http, &ctx.events_metrics_url())
+    ramp_over(ctx, "ramp", &rates, step_s).await
+}
+
+/// A ramp over `rates`, `step_s` each, against the context's backends,
+/// reported and plotted as `label`.
+pub(super) async fn ramp_over(
+    ctx: &Ctx,
+    label: &str,
+    rates: &[f64],
+    step_s: f64,
+) -> Result<RampRun> {
+    let schedule = Schedule::ramp(rates, Duration::from_secs_f64(step_s));
+    let consumed_base = sampler::scrape_all(&ctx.http, &ctx.events_metrics_urls())
         .await
         .and_then(|s| stats::sum_of(&s, "events_consumed_total"))
         .unwrap_or(0.0);
@@ -87,8 +98,8 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
     };
     let (m, _) = measure(
         ctx,
-        "ramp",
-        vec![backend_target(ctx)],
+        label,
+        backend_targets(ctx),
         Load::Open(schedule.clone()),
         Hooks {
             judge_step: Some(Box::new(judge)),
@@ -97,11 +108,12 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
     )
     .await?;
     let pipeline = pipeline::analyse(&m.events, m.window.as_secs_f64());
+    let api = m.together();
     let mut steps = Vec::new();
     for (i, (bounded, why)) in m.step_verdicts.iter().enumerate() {
         let from = schedule.step_start(i).as_secs_f64();
         let to = from + step_s;
-        let (lat, ok, failed) = m.recorders[0].step(i);
+        let (lat, ok, failed) = api.step(i);
         let processed = m
             .events
             .iter()
@@ -143,7 +155,7 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
         step_s,
         highest_bounded_rate: best.map(|s| s.rate),
         highest_sustained_events_per_s: best.map(|s| s.processed_per_s).unwrap_or(0.0),
-        api: m.recorders[0].report(m.window),
+        api: api.report(m.window),
         cpu: m.cpu(),
         timeline: m.timeline.clone(),
         pipeline,
@@ -151,7 +163,7 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
     };
     plot_run(
         &ctx.out,
-        "ramp",
+        label,
         &run.api,
         None,
         &run.pipeline,

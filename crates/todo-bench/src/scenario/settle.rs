@@ -57,6 +57,34 @@ pub async fn settle(ctx: &Ctx, args: &SettleArgs) -> Result<SettleRun> {
     })
 }
 
+/// The per-second p99 at or below which a second counts as settled, for a
+/// steady state of `steady_ms`.
+pub fn settled_bound(steady_ms: f64) -> f64 {
+    (steady_ms * SETTLED_FACTOR).max(steady_ms + SETTLED_MARGIN_MS)
+}
+
+/// The index of the first second of `p99` (per-second p99s) after which the
+/// median of every [`WINDOW_S`]-second window stays at or below `bound`:
+/// one slow second is noise, a slow stretch is not. `p99.len()` when the
+/// last window is still above it.
+pub fn settled_from(p99: &[f64], bound: f64) -> usize {
+    // Windows starting at each second; the last unsettled one ends the
+    // unsettled stretch.
+    let windows: Vec<f64> = p99.windows(WINDOW_S).map(median).collect();
+    windows.iter().rposition(|&w| w > bound).map_or(0, |i| {
+        // The stretch ends after that window's last second above the bound.
+        let last_slow = (i..i + WINDOW_S).rev().find(|&j| p99[j] > bound);
+        last_slow.map_or(i + WINDOW_S, |j| j + 1)
+    })
+}
+
+/// The median of `xs` (the upper one of an even count); 0 when empty.
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// Seconds per window when judging whether the stack has settled: one slow
 /// second on a shared machine is noise, a slow stretch is not.
 pub const WINDOW_S: usize = 5;
@@ -71,22 +99,10 @@ pub fn settling(per_second: &[PipelineSecond]) -> Settling {
     if loaded.len() < 2 * WINDOW_S {
         return Settling::default();
     }
-    let median = |xs: &[f64]| {
-        let mut v = xs.to_vec();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let p99: Vec<f64> = loaded.iter().map(|s| s.e2e_p99_ms).collect();
     let steady = median(&p99[p99.len() / 2..]);
-    let bound = (steady * SETTLED_FACTOR).max(steady + SETTLED_MARGIN_MS);
-    // Windows starting at each second; the last unsettled one ends the
-    // unsettled stretch.
-    let windows: Vec<f64> = p99.windows(WINDOW_S).map(median).collect();
-    let settled_from = windows.iter().rposition(|&w| w > bound).map_or(0, |i| {
-        // The stretch ends after that window's last second above the bound.
-        let last_slow = (i..i + WINDOW_S).rev().find(|&j| p99[j] > bound);
-        last_slow.map_or(i + WINDOW_S, |j| j + 1)
-    });
+    let bound = settled_bound(steady);
+    let settled_from = settled_from(&p99, bound);
     let settled_in_run = settled_from < loaded.len();
     Settling {
         steady_e2e_p99_ms: Some(stats::round3(steady)),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::harness::{backend_target, load_run, measure, Hooks, Load};
+use super::harness::{backend_targets, load_run, measure, Hooks, Load};
 use super::plots::plot_run;
 use super::Ctx;
 use crate::cli::SteadyArgs;
@@ -31,7 +31,7 @@ pub(super) async fn constant_rate(
     let (m, _) = measure(
         ctx,
         label,
-        vec![backend_target(ctx)],
+        backend_targets(ctx),
         Load::Open(schedule),
         hooks,
     )
