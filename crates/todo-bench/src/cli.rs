@@ -202,6 +202,9 @@ pub struct ScaleArgs {
     /// Skip the rebalance run.
     #[arg(long)]
     pub no_rebalance: bool,
+    /// Skip the ramps: the rebalance run only.
+    #[arg(long)]
+    pub no_ramps: bool,
 }
 
 /// `ramp`.

@@ -176,6 +176,16 @@ pub struct ConsumerArgs {
         default_value_t = 10_000
     )]
     pub session_timeout_ms: u64,
+    /// How often the consumer tells the group it is alive. Members learn of
+    /// a rebalance (an instance joining or leaving) from the answer to their
+    /// next heartbeat, so this bounds how long the others keep the group
+    /// waiting; librdkafka's own default is 3 s.
+    #[arg(
+        long = "kafka-heartbeat-interval-ms",
+        env = "KAFKA_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 1_000
+    )]
+    pub heartbeat_interval_ms: u64,
     /// Partition assignment strategy (cooperative-sticky moves only what must move).
     #[arg(
         long = "kafka-partition-assignment-strategy",
@@ -192,6 +202,7 @@ impl Default for ConsumerArgs {
             auto_commit_interval_ms: 100,
             auto_offset_reset: "earliest".into(),
             session_timeout_ms: 10_000,
+            heartbeat_interval_ms: 1_000,
             assignment_strategy: "cooperative-sticky".into(),
         }
     }
@@ -213,6 +224,10 @@ impl ConsumerArgs {
             ),
             ("auto.offset.reset", self.auto_offset_reset.clone()),
             ("session.timeout.ms", self.session_timeout_ms.to_string()),
+            (
+                "heartbeat.interval.ms",
+                self.heartbeat_interval_ms.to_string(),
+            ),
             (
                 "partition.assignment.strategy",
                 self.assignment_strategy.clone(),

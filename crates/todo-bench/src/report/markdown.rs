@@ -175,8 +175,8 @@ fn scale_md(out: &mut String, s: &ScaleRun) {
             out,
             "\n### Rebalances under {} req/s\n\nSteady state before the first change: e2e p99 {} ms; \
              a second counts as absorbed at or below {} ms (5-second windows, as `settle`).\n\n\
-             | at | change | event services after | absorbed after | worst e2e p99 ms | lag max | fewest processed/s |\n\
-             |---:|---|---:|---:|---:|---:|---:|",
+             | at | change | event services after | absorbed after | seconds over the bound | worst e2e p99 ms | lag max | fewest processed/s |\n\
+             |---:|---|---:|---:|---:|---:|---:|---:|",
             r.rate,
             opt(r.steady_e2e_p99_ms),
             opt(r.bound_ms)
@@ -184,12 +184,13 @@ fn scale_md(out: &mut String, s: &ScaleRun) {
         for c in &r.changes {
             let _ = writeln!(
                 out,
-                "| {:.1} s | {} | {} | {} | {} | {} | {} |",
+                "| {:.1} s | {} | {} | {} | {} | {} | {} | {} |",
                 c.at_s,
                 c.what,
                 c.instances_after,
                 c.absorbed_after_s
                     .map_or("not before the next change".into(), |t| format!("{t:.1} s")),
+                c.seconds_over_bound,
                 opt(c.worst_e2e_p99_ms),
                 opt(c.consumer_lag_max),
                 opt(c.min_processed_per_s)

@@ -299,6 +299,9 @@ pub struct MembershipChange {
     /// within the bound for good (judged on 5-second windows, as `settle`);
     /// `None`: not before the next change or the end.
     pub absorbed_after_s: Option<f64>,
+    /// Seconds whose end-to-end p99 was above the bound until the next
+    /// change (a short stall shows here even when the windows absorb it).
+    pub seconds_over_bound: u64,
     /// The worst per-second end-to-end p99 until the next change.
     pub worst_e2e_p99_ms: Option<f64>,
     /// The largest consumer lag sampled until the next change.

@@ -53,7 +53,7 @@ pub async fn scale(ctx: &Ctx, args: &ScaleArgs) -> Result<ScaleRun> {
         partitions,
         ..Default::default()
     };
-    for &b in &backends {
+    for &b in backends.iter().filter(|_| !args.no_ramps) {
         for &e in &event_services {
             eprintln!("scale: {b} backend(s), {e} event service(s)");
             run.configs
@@ -337,6 +337,9 @@ async fn rebalance(ctx: &Ctx, rate: f64, every_s: f64, partitions: usize) -> Res
             what: what.clone(),
             instances_after: *instances_after,
             absorbed_after_s: bound.and_then(|b| absorption(&seconds, *at_s, b)),
+            seconds_over_bound: bound.map_or(0, |b| {
+                seconds.iter().filter(|s| s.e2e_p99_ms > b).count() as u64
+            }),
             worst_e2e_p99_ms: seconds.iter().map(|s| s.e2e_p99_ms).max_by(f64::total_cmp),
             consumer_lag_max: lag_max(&run.timeline, *at_s, until),
             min_processed_per_s: seconds.iter().map(|s| s.processed).min(),
