@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// A backend this run started.
+/// A service instance this run started (a backend or an event service).
 pub struct Instance {
     child: tokio::process::Child,
     /// Its base URL.

@@ -157,11 +157,12 @@ pub async fn scrape(http: &reqwest::Client, url: &str) -> Option<Vec<PromSample>
 
 /// Scrapes the /metrics endpoints of every instance of one service, at once:
 /// their samples together, so that sums and histogram buckets add up over
-/// the instances (`None` when none answers).
+/// the instances. `None` unless every one answered: a sum that misses an
+/// instance would read as a counter reset or as events not consumed.
 pub async fn scrape_all(http: &reqwest::Client, urls: &[String]) -> Option<Vec<PromSample>> {
     let scraped = futures::future::join_all(urls.iter().map(|u| scrape(http, u))).await;
-    let answered: Vec<Vec<PromSample>> = scraped.into_iter().flatten().collect();
-    (!answered.is_empty()).then(|| answered.concat())
+    let answered: Option<Vec<Vec<PromSample>>> = scraped.into_iter().collect();
+    answered.map(|a| a.concat())
 }
 
 /// Outbox rows not yet published.

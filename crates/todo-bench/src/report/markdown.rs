@@ -156,8 +156,11 @@ fn scale_md(out: &mut String, s: &ScaleRun) {
             "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
             c.backends,
             c.event_services,
-            c.balanced_after_s
-                .map_or("not within 60 s".into(), |t| format!("{t:.1} s")),
+            match (c.balanced_after_s, s.partitions) {
+                (Some(t), _) => format!("{t:.1} s"),
+                (None, 0) => "not known (no partition count)".into(),
+                (None, _) => "not within 60 s".into(),
+            },
             opt(c.highest_bounded_rate),
             c.events_per_s,
             opt(c.e2e_p99_ms),
@@ -189,7 +192,9 @@ fn scale_md(out: &mut String, s: &ScaleRun) {
                 c.what,
                 c.instances_after,
                 c.absorbed_after_s
-                    .map_or("not before the next change".into(), |t| format!("{t:.1} s")),
+                    .map_or("not before the next change or the end".into(), |t| {
+                        format!("{t:.1} s")
+                    }),
                 c.seconds_over_bound,
                 opt(c.worst_e2e_p99_ms),
                 opt(c.consumer_lag_max),

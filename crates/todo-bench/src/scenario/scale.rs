@@ -164,8 +164,8 @@ async fn wait_balanced(ctx: &Ctx, urls: &[String], partitions: usize) -> Option<
     let began = Instant::now();
     while began.elapsed() < BALANCE_TIMEOUT {
         let mut counts = Vec::new();
-        for u in urls {
-            let m = sampler::scrape(&ctx.http, &format!("{}/metrics", u.trim_end_matches('/')))
+        for u in super::metrics_urls(urls) {
+            let m = sampler::scrape(&ctx.http, &u)
                 .await
                 .and_then(|s| stats::sum_of(&s, "consumer_assigned_partitions"));
             counts.push(m.unwrap_or(0.0) as usize);
@@ -229,15 +229,14 @@ async fn configuration(
     let best = ramp
         .steps
         .iter()
-        .filter(|s| s.bounded)
-        .max_by(|x, y| x.rate.total_cmp(&y.rate));
+        .find(|s| s.bounded && Some(s.rate) == ramp.highest_bounded_rate);
     let bounded_until = ramp.steps.iter().take_while(|s| s.bounded).count() as f64 * step_s;
     Ok(ScaleConfig {
         backends: b,
         event_services: e,
         balanced_after_s: balanced,
-        highest_bounded_rate: best.map(|s| s.rate),
-        events_per_s: best.map(|s| s.processed_per_s).unwrap_or(0.0),
+        highest_bounded_rate: ramp.highest_bounded_rate,
+        events_per_s: ramp.highest_sustained_events_per_s,
         e2e_p99_ms: best.map(|s| s.e2e_p99_ms),
         consumer_lag_max: lag_max(&ramp.timeline, 0.0, bounded_until),
         stopped_because: ramp
@@ -291,17 +290,23 @@ async fn rebalance(ctx: &Ctx, rate: f64, every_s: f64, partitions: usize) -> Res
         let at = |start: Instant| stats::round3(start.elapsed().as_secs_f64());
         let mut changes = Vec::new();
         tokio::time::sleep_until(start + every).await;
+        // NB: timed from the process's start, which the join includes.
         let t = at(start);
-        let third = start_event_service(ctx, 3).await;
-        changes.push((t, "event service 3 joined".to_owned(), 3));
+        let third = match start_event_service(ctx, 3).await {
+            Ok(third) => {
+                changes.push((t, "event service 3 joined".to_owned(), 3));
+                Some(third)
+            }
+            Err(e) => {
+                eprintln!("scale: event service 3 did not start: {e}");
+                None
+            }
+        };
         tokio::time::sleep_until(start + every * 2).await;
         let t = at(start);
-        match third {
-            Ok(third) => {
-                third.stop().await;
-                changes.push((t, "event service 3 left (SIGTERM)".into(), 2));
-            }
-            Err(e) => eprintln!("scale: event service 3 did not start: {e}"),
+        if let Some(third) = third {
+            third.stop().await;
+            changes.push((t, "event service 3 left (SIGTERM)".into(), 2));
         }
         tokio::time::sleep_until(start + every * 3).await;
         let t = at(start);
@@ -376,7 +381,7 @@ fn steady_before(per_second: &[PipelineSecond], until_s: f64) -> Option<f64> {
 
 /// Seconds from a change at `at_s` until the per-second p99 of `seconds`
 /// (those from the change to the next one) stayed within `bound` for good;
-/// `None` when it never did.
+/// `None` when it never did, or there were too few seconds to judge.
 pub fn absorption(seconds: &[&PipelineSecond], at_s: f64, bound: f64) -> Option<f64> {
     let p99: Vec<f64> = seconds.iter().map(|s| s.e2e_p99_ms).collect();
     let from = settled_from(&p99, bound);

@@ -66,11 +66,16 @@ pub fn settled_bound(steady_ms: f64) -> f64 {
 /// The index of the first second of `p99` (per-second p99s) after which the
 /// median of every [`WINDOW_S`]-second window stays at or below `bound`:
 /// one slow second is noise, a slow stretch is not. `p99.len()` when the
-/// last window is still above it.
+/// last window is still above it, or when there is not one whole window.
 pub fn settled_from(p99: &[f64], bound: f64) -> usize {
     // Windows starting at each second; the last unsettled one ends the
     // unsettled stretch.
     let windows: Vec<f64> = p99.windows(WINDOW_S).map(median).collect();
+    match windows.last() {
+        None => return p99.len(),
+        Some(&last) if last > bound => return p99.len(),
+        Some(_) => {}
+    }
     windows.iter().rposition(|&w| w > bound).map_or(0, |i| {
         // The stretch ends after that window's last second above the bound.
         let last_slow = (i..i + WINDOW_S).rev().find(|&j| p99[j] > bound);
@@ -173,6 +178,18 @@ mod tests {
         let s = settling(&seconds(&p));
         assert!(!s.settled_in_run);
         assert_eq!(s.settled_after_s, None);
+    }
+
+    #[test]
+    fn a_run_whose_last_window_is_slow_did_not_settle_though_its_last_seconds_are_fast() {
+        let mut p = vec![20.0; 20];
+        p.extend([900.0, 900.0, 900.0, 30.0, 30.0]);
+        assert_eq!(settled_from(&p, 60.0), p.len());
+        assert_eq!(
+            settled_from(&p[..3], 60.0),
+            3,
+            "no whole window: not judged"
+        );
     }
 
     #[test]
