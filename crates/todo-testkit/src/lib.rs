@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::ClientConfig;
 use sqlx::{Connection, PgConnection};
@@ -135,7 +136,15 @@ pub async fn read_records(
     while out.len() < n {
         let next = tokio::time::timeout_at(deadline, stream.next()).await;
         let Ok(Some(msg)) = next else { break };
-        let msg = msg?;
+        let msg = match msg {
+            Ok(msg) => msg,
+            // A topic that only its first publish creates (through a Dapr
+            // sidecar, say) is reported unknown until then; it comes.
+            Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
+                continue
+            }
+            Err(e) => return Err(e.into()),
+        };
         let headers = todo_kafka::headers_as_strings(&msg);
         out.push(Record {
             topic: msg.topic().to_owned(),
