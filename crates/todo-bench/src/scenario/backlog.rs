@@ -44,13 +44,8 @@ pub async fn backlog(ctx: &Ctx, args: &BacklogArgs) -> Result<BacklogRun> {
 async fn backlog_inner(ctx: &Ctx, args: &BacklogArgs, rows: u64, dev: &Path) -> Result<BacklogRun> {
     let filler = instance::spawn_backend(
         BackendSpec {
-            bin: &ctx.common.backend_bin,
-            database_url: &ctx.common.database_url,
-            kafka_bootstrap_servers: &ctx.common.kafka.bootstrap_servers,
-            events_enabled: true,
             relay_enabled: false,
-            log: ctx.out.join("backend-relay-off.log"),
-            env: Vec::new(),
+            ..ctx.extra_backend("backend-relay-off.log")
         },
         &ctx.http,
     )

@@ -22,6 +22,7 @@ use sqlx::PgPool;
 
 use crate::cli::Common;
 use crate::error::{Error, Result};
+use crate::instance::BackendSpec;
 use crate::sampler::{LagProbe, Sources};
 
 pub use backlog::backlog;
@@ -105,6 +106,21 @@ impl Ctx {
             events_metrics: self.events_metrics_urls(),
             http: self.http.clone(),
             lag: self.lag.clone(),
+        }
+    }
+
+    /// An extra backend on the stack's database and brokers, events and relay
+    /// on, logging to `log` in the report directory: scenarios change what
+    /// differs.
+    fn extra_backend(&self, log: &str) -> BackendSpec<'_> {
+        BackendSpec {
+            bin: &self.common.backend_bin,
+            database_url: &self.common.database_url,
+            kafka_bootstrap_servers: &self.common.kafka.bootstrap_servers,
+            events_enabled: true,
+            relay_enabled: true,
+            log: self.out.join(log),
+            env: Vec::new(),
         }
     }
 

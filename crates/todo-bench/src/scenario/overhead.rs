@@ -35,19 +35,16 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
         ("events", ("events_on", "events_off"))
     };
     let spec = |on: bool| BackendSpec {
-        bin: &ctx.common.backend_bin,
-        database_url: &ctx.common.database_url,
-        kafka_bootstrap_servers: &ctx.common.kafka.bootstrap_servers,
         events_enabled: on || sink.is_some(),
         relay_enabled: false,
-        log: ctx.out.join(format!(
-            "backend-{feature}-{}.log",
-            if on { "on" } else { "off" }
-        )),
         env: match &sink {
             Some(sink) if on => vec![("OTEL_EXPORTER_OTLP_ENDPOINT", sink.url.clone())],
             _ => Vec::new(),
         },
+        ..ctx.extra_backend(&format!(
+            "backend-{feature}-{}.log",
+            if on { "on" } else { "off" }
+        ))
     };
     let on = instance::spawn_backend(spec(true), &ctx.http).await?;
     let off = match instance::spawn_backend(spec(false), &ctx.http).await {

@@ -17,7 +17,7 @@ use super::settle::{median, settled_bound, settled_from, WINDOW_S};
 use super::Ctx;
 use crate::cli::ScaleArgs;
 use crate::error::{Error, Result};
-use crate::instance::{self, BackendSpec, Instance, ServiceSpec};
+use crate::instance::{self, Instance, ServiceSpec};
 use crate::pipeline::PipelineSecond;
 use crate::report::{MembershipChange, RebalanceRun, ScaleConfig, ScaleRun};
 use crate::sampler::{self, TimelinePoint};
@@ -116,19 +116,7 @@ impl Extras {
 /// Starts extra backend number `n` (the stack's own is 1). Its relay
 /// competes for the leadership: one relay publishes at a time.
 async fn start_backend(ctx: &Ctx, n: usize) -> Result<Instance> {
-    instance::spawn_backend(
-        BackendSpec {
-            bin: &ctx.common.backend_bin,
-            database_url: &ctx.common.database_url,
-            kafka_bootstrap_servers: &ctx.common.kafka.bootstrap_servers,
-            events_enabled: true,
-            relay_enabled: true,
-            log: ctx.out.join(format!("backend-{n}.log")),
-            env: Vec::new(),
-        },
-        &ctx.http,
-    )
-    .await
+    instance::spawn_backend(ctx.extra_backend(&format!("backend-{n}.log")), &ctx.http).await
 }
 
 /// Starts extra event service number `n` in the stack's consumer group.
@@ -372,7 +360,7 @@ fn affected_by(t_s: u64, at_s: f64, until_s: f64) -> bool {
 fn steady_before(per_second: &[PipelineSecond], until_s: f64) -> Option<f64> {
     let p99: Vec<f64> = per_second
         .iter()
-        .filter(|s| s.created > 0 && (s.t_s as f64) + 1.0 < until_s.floor())
+        .filter(|s| s.created > 0 && affected_by(s.t_s, 0.0, until_s))
         .skip(WINDOW_S)
         .map(|s| s.e2e_p99_ms)
         .collect();

@@ -173,17 +173,15 @@ impl Processor {
         }
         let mut notifications = Vec::new();
         let mut consumed = [0u64; 4];
-        crate::metrics::processing_times(
-            records
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !parked.contains(i))
-                .map(|(_, rec)| rec.received),
-        );
-        for (i, (inc, rec)) in incoming.iter().zip(&records).enumerate() {
-            if parked.contains(&i) {
-                continue;
-            }
+        let kept: Vec<(&Incoming, &&Record)> = incoming
+            .iter()
+            .zip(&records)
+            .enumerate()
+            .filter(|(i, _)| !parked.contains(i))
+            .map(|(_, pair)| pair)
+            .collect();
+        crate::metrics::processing_times(kept.iter().map(|(_, rec)| rec.received));
+        for (inc, rec) in kept {
             let t = inc.event.event_type();
             consumed[EventType::ALL.iter().position(|x| *x == t).unwrap_or(0)] += 1;
             if t == EventType::Completed && self.notifier.is_some() {
