@@ -56,24 +56,41 @@ impl From<TaskRow> for Task {
     }
 }
 
-/// One task, if it exists and the user may see it.
-#[tracing::instrument(skip(conn))]
-pub async fn get(
-    conn: &mut PgConnection,
-    id: i64,
-    user: Option<&str>,
-) -> sqlx::Result<Option<Task>> {
-    let row: Option<TaskRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM tasks WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)"
+/// Tasks by id, any number in one statement: for each `(id, user)`, the
+/// task if it exists and that user may see it, in the order asked.
+pub async fn get_many(
+    pool: &PgPool,
+    items: &[(i64, Option<String>)],
+) -> sqlx::Result<Vec<Option<Task>>> {
+    let rows: Vec<OrderedTaskRow> = sqlx::query_as(&format!(
+        "SELECT v.ord, {COLUMNS}
+         FROM unnest($1::int[], $2::bigint[], $3::text[]) AS v(ord, want_id, want_user)
+         JOIN tasks ON id = v.want_id AND (v.want_user IS NULL OR user_id = v.want_user)"
     ))
-    .bind(id)
-    .bind(user)
-    .fetch_optional(conn)
+    .bind((0..items.len() as i32).collect::<Vec<_>>())
+    .bind(items.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(items.iter().map(|(_, u)| u.as_deref()).collect::<Vec<_>>())
+    .fetch_all(pool)
     .await?;
-    Ok(row.map(Task::from))
+    let mut tasks: Vec<Option<Task>> = items.iter().map(|_| None).collect();
+    for r in rows {
+        tasks[r.ord as usize] = Some(r.task.into());
+    }
+    Ok(tasks)
 }
 
-/// A page of tasks in id order, after `cursor`.
+/// A row of `tasks` with the position of the request that asked for it.
+#[derive(sqlx::FromRow)]
+struct OrderedTaskRow {
+    ord: i32,
+    #[sqlx(flatten)]
+    task: TaskRow,
+}
+
+/// A page of tasks in id order, after `cursor`. One statement per
+/// combination of filters, each a plain comparison: connections plan a
+/// statement once (`todo_runtime::db`), and a plan for `($2 IS NULL OR
+/// user_id = $2)` could use neither `tasks_user_id_idx` nor `tasks_status_idx`.
 #[tracing::instrument(skip(conn))]
 pub async fn list(
     conn: &mut PgConnection,
@@ -82,18 +99,26 @@ pub async fn list(
     after_id: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<Task>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM tasks
-         WHERE id > $1 AND ($2::text IS NULL OR user_id = $2) AND ($3::text IS NULL OR status = $3)
-         ORDER BY id LIMIT $4"
-    ))
-    .bind(after_id)
-    .bind(user)
-    .bind(status.map(|s| s.as_str()))
-    .bind(limit)
-    .fetch_all(conn)
-    .await
-    .map(|rows: Vec<TaskRow>| rows.into_iter().map(Task::from).collect())
+    let mut filters = String::new();
+    let mut param = 2;
+    for (column, present) in [("user_id", user.is_some()), ("status", status.is_some())] {
+        if present {
+            param += 1;
+            filters.push_str(&format!(" AND {column} = ${param}"));
+        }
+    }
+    let sql = format!("SELECT {COLUMNS} FROM tasks WHERE id > $1{filters} ORDER BY id LIMIT $2");
+    let mut query = sqlx::query_as::<_, TaskRow>(&sql)
+        .bind(after_id)
+        .bind(limit);
+    if let Some(user) = user {
+        query = query.bind(user);
+    }
+    if let Some(status) = status {
+        query = query.bind(status.as_str());
+    }
+    let rows = query.fetch_all(conn).await?;
+    Ok(rows.into_iter().map(Task::from).collect())
 }
 
 /// Hands out task ids, fetched from the table's sequence in blocks. A new

@@ -470,4 +470,67 @@ mod auth {
         let raw = String::from_utf8_lossy(&events[0].0.value).into_owned();
         assert!(!raw.contains(&alice), "the token never appears in an event");
     }
+
+    #[tokio::test]
+    async fn a_list_holds_only_the_token_subjects_tasks_with_and_without_a_status_filter() {
+        let app =
+            spawn_app_with(|c| c.jwt_hs256_secret = Some(todo_runtime::Secret::new(SECRET))).await;
+        let (alice, bob) = (token("alice"), token("bob"));
+        let request = |method: reqwest::Method, path: &str, who: &str| {
+            app.client.request(method, app.url(path)).bearer_auth(who)
+        };
+        for (who, title) in [(&alice, "a1"), (&bob, "b1"), (&alice, "a2"), (&bob, "b2")] {
+            let created: Value = request(reqwest::Method::POST, "/tasks", who)
+                .json(&json!({ "title": title }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if title == "a2" {
+                request(
+                    reqwest::Method::POST,
+                    &format!("/tasks/{}/complete", created["id"]),
+                    who,
+                )
+                .send()
+                .await
+                .unwrap();
+            }
+        }
+        let titles = |path: &'static str, who: String| {
+            let request = &request;
+            async move {
+                let page: Value = request(reqwest::Method::GET, path, &who)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["title"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            }
+        };
+
+        assert_eq!(titles("/tasks", alice.clone()).await, ["a1", "a2"]);
+        assert_eq!(titles("/tasks", bob.clone()).await, ["b1", "b2"]);
+        assert_eq!(
+            titles("/tasks?status=complete", alice.clone()).await,
+            ["a2"]
+        );
+        assert_eq!(
+            titles("/tasks?status=complete", bob.clone()).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            titles("/tasks?status=incomplete&limit=1", bob).await,
+            ["b1"]
+        );
+    }
 }
