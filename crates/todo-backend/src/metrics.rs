@@ -19,7 +19,8 @@ pub const OUTBOX_RELAY_PICKUP_SECONDS: &str = "outbox_relay_pickup_seconds";
 pub const OUTBOX_DEPTH: &str = "outbox_depth";
 /// Age of the oldest unpublished outbox row.
 pub const OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS: &str = "outbox_oldest_unpublished_age_seconds";
-/// Task writes per statement and commit (group commit), by `op`.
+/// Task writes per statement and commit (group commit), by `op`; `read`:
+/// the reads of changes, batched the same way.
 pub const TASK_WRITE_BATCH_SIZE: &str = "task_write_batch_size";
 /// 1 while this process is the active relay.
 pub const OUTBOX_RELAY_ACTIVE: &str = "outbox_relay_active";
@@ -58,7 +59,7 @@ pub fn install() -> PrometheusHandle {
     describe_histogram!(
         TASK_WRITE_BATCH_SIZE,
         Unit::Count,
-        "Task writes per statement and commit (group commit), by op: create, change, delete"
+        "Task writes per statement and commit (group commit), by op: create, change, delete; read: the reads that changes make first, batched the same way"
     );
     todo_runtime::http::describe_metrics();
     handle

@@ -13,7 +13,7 @@ use todo_events::Payload;
 use crate::domain::{now, Task, TaskDescription, TaskId, TaskStatus, TaskTitle};
 use crate::error::{ApiError, Result};
 use crate::outbox::{payloads, EventWriter, Origin, OutboxRow};
-use crate::store::batched_writes::{Changes, Creates, Deletes};
+use crate::store::batched_writes::{Changes, Creates, Deletes, Reads};
 use crate::store::batcher::Batcher;
 use crate::store::tasks::{self as store, TaskIds};
 
@@ -44,6 +44,7 @@ pub struct Tasks {
     creates: Batcher<Creates>,
     changes: Batcher<Changes>,
     deletes: Batcher<Deletes>,
+    reads: Batcher<Reads>,
 }
 
 /// What `PUT /tasks/{id}` asks to change; `None` keeps a field.
@@ -101,6 +102,7 @@ impl Tasks {
             creates: Batcher::start(pool.clone(), writers, max_batch),
             changes: Batcher::start(pool.clone(), writers, max_batch),
             deletes: Batcher::start(pool.clone(), writers, max_batch),
+            reads: Batcher::start(pool.clone(), writers, max_batch),
             pool,
             events,
         }
@@ -244,11 +246,11 @@ impl Tasks {
         Err(ApiError::Conflict(id))
     }
 
-    /// The task as the user may see it, or 404. The connection goes back to
-    /// the pool before the write, which the batch writers make on their own.
+    /// The task as the user may see it, or 404. Reads that arrive together
+    /// share one statement (`Reads`), as writes do.
     async fn read(&self, id: i64, user: Option<&str>) -> Result<Task> {
-        let mut conn = self.pool.acquire().await?;
-        store::get(&mut conn, id, user)
+        self.reads
+            .write((id, user.map(str::to_owned)))
             .await?
             .ok_or(ApiError::TaskNotFound(id))
     }

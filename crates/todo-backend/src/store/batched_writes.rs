@@ -162,3 +162,23 @@ fn events<'q>(
 ) -> impl Iterator<Item = (i64, Option<&'q NewEvent>)> {
     items.map(|(id, e)| (id, e.as_ref().map(|e| &e.event)))
 }
+
+/// Reads of one task each: `(task id, user)`, answered with the task if it
+/// exists and the user may see it. Changes read their task before they write
+/// it; under load, many such reads share one statement.
+pub struct Reads;
+
+impl BatchWrite for Reads {
+    type Item = (i64, Option<String>);
+    type Output = Option<Task>;
+    const OP: &'static str = "read";
+    const SPAN: &'static str = "read batch";
+
+    fn trace(_: &Self::Item) -> Option<&TraceContext> {
+        None
+    }
+
+    async fn write_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<Option<Task>>> {
+        super::tasks::get_many(pool, items).await
+    }
+}

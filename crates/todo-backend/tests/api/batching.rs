@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::json;
 use todo_backend::domain::{now, Task, TaskTitle};
 use todo_backend::outbox::{payloads, EventWriter, Origin};
-use todo_backend::store::batched_writes::{Changes, Creates, Deletes};
+use todo_backend::store::batched_writes::{Changes, Creates, Deletes, Reads};
 use todo_backend::store::batcher::write_batch;
 use todo_events::{ContentType, EventVersion, Payload};
 use uuid::Uuid;
@@ -236,4 +236,56 @@ impl TaskJson {
         };
         task
     }
+}
+
+#[tokio::test]
+async fn a_read_batch_answers_each_request_in_order_and_within_its_users_scope() {
+    // Arrange: a task without an owner and one of alice's.
+    let app = spawn_app().await;
+    let writer = event_writer(&app);
+    let anyones = app.create_task("anyone's").await["id"].as_i64().unwrap();
+    let alices = anyones + 1_000;
+    let task = Task::new(
+        alices,
+        &TaskTitle::parse("alice's").unwrap(),
+        None,
+        Some("alice"),
+        now(),
+    );
+    let event = writer
+        .prepare(payloads::created(&task), Origin::untraced(Uuid::new_v4()))
+        .unwrap();
+    write_batch::<Creates>(&app.pool, &[(task, event)])
+        .await
+        .pop()
+        .unwrap()
+        .unwrap();
+    let asks = [
+        (alices, Some("bob".to_owned())),
+        (alices, Some("alice".to_owned())),
+        (anyones + 2_000, None),
+        (anyones, None),
+        (alices, None),
+    ];
+
+    // Act: one statement for all five.
+    let found: Vec<Option<String>> = write_batch::<Reads>(&app.pool, &asks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().map(|t| t.title))
+        .collect();
+
+    // Assert
+    let title = |t: &str| Some(t.to_owned());
+    assert_eq!(
+        found,
+        [
+            None,
+            title("alice's"),
+            None,
+            title("anyone's"),
+            title("alice's")
+        ],
+        "bob may not see alice's task; a missing id is None; no user sees all"
+    );
 }
