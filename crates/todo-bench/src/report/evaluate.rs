@@ -173,6 +173,18 @@ pub fn evaluate(r: &Report) -> Vec<TargetResult> {
             )
         })
     });
+    let share_of_combined = r.ceiling.as_ref().and_then(|c| {
+        c.pipeline_pct_of_combined.map(|v| {
+            (
+                v,
+                format!(
+                    "ceiling: pipeline {:.0} events/s / combined ceiling {:.0}/s (1 / the sum of 1/ceiling: each component's work per event, nothing else)",
+                    c.pipeline_events_per_s.unwrap_or(0.0),
+                    c.combined_per_s.unwrap_or(0.0)
+                ),
+            )
+        })
+    });
     vec![
         target(
             T {
@@ -284,6 +296,17 @@ pub fn evaluate(r: &Report) -> Vec<TargetResult> {
             share_of_ceiling,
             |v| v >= 50.0,
         ),
+        target(
+            T {
+                id: "ours_pipeline_pct_of_combined_ceiling",
+                origin: "ours",
+                name: "pipeline / combined component ceiling",
+                threshold: ">= 50 %",
+                unit: "%",
+            },
+            share_of_combined,
+            |v| v >= 50.0,
+        ),
     ]
 }
 
@@ -330,7 +353,8 @@ mod tests {
                 "ours_sustained_events_per_s",
                 "ours_e2e_p99_ms_at_1000",
                 "ours_overhead_p50_ms",
-                "ours_pipeline_pct_of_lowest_ceiling"
+                "ours_pipeline_pct_of_lowest_ceiling",
+                "ours_pipeline_pct_of_combined_ceiling"
             ]
         );
         assert!(t.iter().all(|t| t.pass.is_none() && t.measured.is_none()));
@@ -366,6 +390,7 @@ mod tests {
         assert_eq!(pass("ours_e2e_p99_ms_at_1000"), Some(false));
         assert_eq!(pass("ours_overhead_p50_ms"), None);
         assert_eq!(pass("ours_pipeline_pct_of_lowest_ceiling"), None);
+        assert_eq!(pass("ours_pipeline_pct_of_combined_ceiling"), None);
     }
 
     #[test]
@@ -390,5 +415,31 @@ mod tests {
         let met = verdict(50.0);
         assert_eq!((met.pass, met.measured), (Some(true), Some(50.0)));
         assert!(met.source.contains("http 8000/s"), "{}", met.source);
+    }
+
+    #[test]
+    fn the_pipeline_is_also_judged_against_the_combined_ceiling() {
+        let verdict = |pct| {
+            evaluate(&Report {
+                ceiling: Some(crate::report::CeilingRun {
+                    combined_per_s: Some(4_000.0),
+                    pipeline_events_per_s: Some(4_000.0 * pct / 100.0),
+                    pipeline_pct_of_combined: Some(pct),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .into_iter()
+            .find(|t| t.id == "ours_pipeline_pct_of_combined_ceiling")
+            .unwrap()
+        };
+        assert_eq!(verdict(15.0).pass, Some(false));
+        let met = verdict(50.0);
+        assert_eq!((met.pass, met.measured), (Some(true), Some(50.0)));
+        assert!(
+            met.source.contains("combined ceiling 4000/s"),
+            "{}",
+            met.source
+        );
     }
 }

@@ -245,6 +245,18 @@ fn ceiling_md(out: &mut String, c: &CeilingRun) {
         c.pipeline_source,
         opt(c.pipeline_pct_of_lowest.map(|v| format!("{v:.1}")))
     );
+    let _ = writeln!(
+        out,
+        "\nCombined: {} /s, what the three allow together on the shared CPUs (1 / the sum of \
+         1/ceiling: each component's work per event and nothing else; {} % of the lowest, the \
+         most a pipeline could reach by that measure). Pipeline: **{} %** of the combined ceiling.",
+        opt(c.combined_per_s.map(|v| format!("{v:.0}"))),
+        opt(c
+            .combined_per_s
+            .zip(c.lowest_per_s)
+            .map(|(m, l)| format!("{:.1}", 100.0 * m / l))),
+        opt(c.pipeline_pct_of_combined.map(|v| format!("{v:.1}")))
+    );
     if let Some(p) = &c.postgres {
         let _ = writeln!(
             out,

@@ -439,6 +439,14 @@ pub struct CeilingRun {
     pub pipeline_source: String,
     /// Pipeline / lowest ceiling, in percent.
     pub pipeline_pct_of_lowest: Option<f64>,
+    /// What the three allow together on the shared CPUs, events per second:
+    /// 1 / (1/postgres + 1/kafka + 1/http), the rate of a pipeline that did
+    /// each component's work per event and nothing else (every event needs
+    /// all three). `None` unless all three were measured.
+    pub combined_per_s: Option<f64>,
+    /// Pipeline / combined ceiling, in percent: the share of the pipeline's
+    /// CPU that goes to the components' own work.
+    pub pipeline_pct_of_combined: Option<f64>,
     /// Ceilings that could not be measured, with the reason.
     pub errors: Vec<String>,
 }
@@ -619,12 +627,14 @@ mod tests {
         assert_eq!(
             keys(&c),
             [
+                "combined_per_s",
                 "errors",
                 "http",
                 "kafka",
                 "lowest",
                 "lowest_per_s",
                 "pipeline_events_per_s",
+                "pipeline_pct_of_combined",
                 "pipeline_pct_of_lowest",
                 "pipeline_source",
                 "postgres"

@@ -53,17 +53,21 @@ pub async fn ceiling(ctx: &Ctx, args: &CeilingArgs, ramp: Option<&RampRun>) -> R
     let postgres = keep("postgres ceiling", postgres(ctx, args).await, &mut errors);
     let kafka = keep("kafka ceiling", kafka(ctx, args).await, &mut errors);
     let http = keep("http ceiling", http(ctx, args).await, &mut errors);
-    let lowest = lowest_ceiling(&[
+    let ceilings = [
         ("postgres", postgres.as_ref().map(|p| p.best_rows_per_s)),
         ("kafka", kafka.as_ref().map(|k| k.end_to_end_per_s)),
         ("http", http.as_ref().map(|h| h.api.achieved_rps)),
-    ]);
+    ];
+    let lowest = lowest_ceiling(&ceilings);
+    let combined = combined_ceiling(&ceilings);
     let (pipeline, pipeline_source) = pipeline_rate(
         args.pipeline_events_per_s,
         ramp,
         Path::new(crate::REPORTS_DIR),
     );
     Ok(CeilingRun {
+        pipeline_pct_of_combined: pipeline.zip(combined).map(|(p, c)| pct_of(p, c)),
+        combined_per_s: combined,
         pipeline_pct_of_lowest: pipeline
             .zip(lowest.as_ref())
             .map(|(p, (_, low))| pct_of(p, *low)),
@@ -84,6 +88,20 @@ pub fn lowest_ceiling(ceilings: &[(&str, Option<f64>)]) -> Option<(String, f64)>
         .iter()
         .filter_map(|(name, v)| v.filter(|v| *v > 0.0).map(|v| (name.to_string(), v)))
         .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// What the components allow together when they share the CPUs: a pipeline
+/// that did each one's work per event, and nothing else, would spend the sum
+/// of their costs per event, so its rate is 1 / (1/a + 1/b + ...). As a share
+/// of the lowest ceiling that is 1 / (1 + lowest/b + lowest/c): under 50 %
+/// whenever lowest/b + lowest/c > 1, the most a pipeline could reach by the
+/// lowest-ceiling measure. `None` unless every ceiling was measured.
+pub fn combined_ceiling(ceilings: &[(&str, Option<f64>)]) -> Option<f64> {
+    let cost: Option<f64> = ceilings
+        .iter()
+        .map(|(_, v)| v.filter(|v| *v > 0.0).map(|v| 1.0 / v))
+        .sum();
+    cost.map(|c| stats::round3(1.0 / c))
 }
 
 /// `part` as a percentage of `whole`.
@@ -778,6 +796,25 @@ mod tests {
             None
         );
         assert_eq!(pct_of(3_000.0, 9_000.0), 33.333);
+    }
+
+    #[test]
+    fn the_combined_ceiling_adds_the_costs_and_needs_every_ceiling() {
+        let combined = combined_ceiling(&[
+            ("postgres", Some(30_000.0)),
+            ("kafka", Some(60_000.0)),
+            ("http", Some(20_000.0)),
+        ]);
+        // 1/30 000 + 1/60 000 + 1/20 000 = 6/60 000: 10 000 a second.
+        assert_eq!(combined, Some(10_000.0));
+        assert_eq!(
+            combined_ceiling(&[("postgres", Some(30_000.0)), ("kafka", None)]),
+            None
+        );
+        assert_eq!(
+            combined_ceiling(&[("postgres", Some(30_000.0)), ("http", Some(0.0))]),
+            None
+        );
     }
 
     #[test]
