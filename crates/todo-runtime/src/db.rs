@@ -73,11 +73,10 @@ pub struct Database {
 /// any size), so PostgreSQL's default keeps choosing a custom plan and plans
 /// them again on every execution, the event service's multi-table statement
 /// above all. Planned once, PostgreSQL used 7-13 % less CPU at 1 000 events/s
-/// (docs/performance.md). Every query of both services filters with plain
-/// comparisons on indexed columns, so a generic plan is the one a custom plan
-/// would choose; a query with optional filters (`$1 IS NULL OR ...`) would
-/// lose its index, and is written as one statement per combination instead
-/// (the backend's task list).
+/// (docs/performance.md). No query of either service has an optional filter
+/// (`$1 IS NULL OR ...`), for which a generic plan could use no index: the
+/// backend's task list, the one that had them, is one statement per
+/// combination of filters.
 fn with_generic_plans(options: PgConnectOptions) -> PgConnectOptions {
     if options
         .get_options()
