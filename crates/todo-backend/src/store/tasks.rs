@@ -2,7 +2,7 @@
 //! `None` (no auth) sees all tasks, `Some(sub)` only that user's. Writes, with
 //! their outbox rows, are in `store::batched_writes`.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, QueryBuilder};
 use tokio::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -72,7 +72,7 @@ pub async fn get_many(
     .bind(items.iter().map(|(_, u)| u.as_deref()).collect::<Vec<_>>())
     .fetch_all(pool)
     .await?;
-    let mut tasks: Vec<Option<Task>> = items.iter().map(|_| None).collect();
+    let mut tasks = vec![None; items.len()];
     for r in rows {
         tasks[r.ord as usize] = Some(r.task.into());
     }
@@ -99,25 +99,16 @@ pub async fn list(
     after_id: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<Task>> {
-    let mut filters = String::new();
-    let mut param = 2;
-    for (column, present) in [("user_id", user.is_some()), ("status", status.is_some())] {
-        if present {
-            param += 1;
-            filters.push_str(&format!(" AND {column} = ${param}"));
-        }
-    }
-    let sql = format!("SELECT {COLUMNS} FROM tasks WHERE id > $1{filters} ORDER BY id LIMIT $2");
-    let mut query = sqlx::query_as::<_, TaskRow>(&sql)
-        .bind(after_id)
-        .bind(limit);
+    let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM tasks WHERE id > "));
+    query.push_bind(after_id);
     if let Some(user) = user {
-        query = query.bind(user);
+        query.push(" AND user_id = ").push_bind(user);
     }
     if let Some(status) = status {
-        query = query.bind(status.as_str());
+        query.push(" AND status = ").push_bind(status.as_str());
     }
-    let rows = query.fetch_all(conn).await?;
+    query.push(" ORDER BY id LIMIT ").push_bind(limit);
+    let rows: Vec<TaskRow> = query.build_query_as().fetch_all(conn).await?;
     Ok(rows.into_iter().map(Task::from).collect())
 }
 
