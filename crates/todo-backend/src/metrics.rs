@@ -19,9 +19,11 @@ pub const OUTBOX_RELAY_PICKUP_SECONDS: &str = "outbox_relay_pickup_seconds";
 pub const OUTBOX_DEPTH: &str = "outbox_depth";
 /// Age of the oldest unpublished outbox row.
 pub const OUTBOX_OLDEST_UNPUBLISHED_AGE_SECONDS: &str = "outbox_oldest_unpublished_age_seconds";
-/// Task writes per statement and commit (group commit), by `op`; `read`:
-/// the reads of changes, batched the same way.
+/// Task writes per statement and commit (group commit), by `op`.
 pub const TASK_WRITE_BATCH_SIZE: &str = "task_write_batch_size";
+/// Task reads per statement: the reads that changes make first, batched the
+/// same way (`op="read"`).
+pub const TASK_READ_BATCH_SIZE: &str = "task_read_batch_size";
 /// 1 while this process is the active relay.
 pub const OUTBOX_RELAY_ACTIVE: &str = "outbox_relay_active";
 
@@ -59,7 +61,12 @@ pub fn install() -> PrometheusHandle {
     describe_histogram!(
         TASK_WRITE_BATCH_SIZE,
         Unit::Count,
-        "Task writes per statement and commit (group commit), by op: create, change, delete; read: the reads that changes make first, batched the same way"
+        "Task writes per statement and commit (group commit), by op: create, change, delete"
+    );
+    describe_histogram!(
+        TASK_READ_BATCH_SIZE,
+        Unit::Count,
+        "Task reads per statement: the reads that update, complete and delete make first, batched the same way"
     );
     todo_runtime::http::describe_metrics();
     handle
@@ -84,8 +91,10 @@ pub(crate) fn publish_failed(event_type: &str) {
     counter!(EVENTS_PUBLISHED_FAILURES_TOTAL, "event_type" => event_type.to_owned()).increment(1);
 }
 
-pub(crate) fn write_batch(op: &'static str, size: usize) {
-    histogram!(TASK_WRITE_BATCH_SIZE, "op" => op).record(size as f64);
+/// One batched statement of `size` items, in `metric` (`TASK_WRITE_BATCH_SIZE`
+/// or `TASK_READ_BATCH_SIZE`).
+pub(crate) fn batch_size(metric: &'static str, op: &'static str, size: usize) {
+    histogram!(metric, "op" => op).record(size as f64);
 }
 
 pub(crate) fn relay_active(active: bool) {

@@ -23,14 +23,24 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Histogram buckets of every `*_batch_size` metric: items per statement or
+/// per batch, 1 to 5 000.
+pub const BATCH_SIZE_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
+];
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder once per process and returns its handle.
+/// Histograms named `*_seconds` or `*_batch_size` render as buckets (what
+/// `histogram_quantile` needs); any other would render as a summary.
 pub fn install_metrics() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("buckets are not empty")
+                .set_buckets_for_metric(Matcher::Suffix("_batch_size".into()), BATCH_SIZE_BUCKETS)
                 .expect("buckets are not empty")
                 .install_recorder()
                 .expect("the recorder is installed only here")
@@ -120,5 +130,22 @@ mod tests {
             "{}",
             a.render()
         );
+    }
+
+    #[test]
+    fn seconds_and_batch_sizes_render_as_buckets_and_other_histograms_as_summaries() {
+        let handle = super::install_metrics();
+        metrics::histogram!("telemetry_test_seconds").record(0.003);
+        metrics::histogram!("telemetry_test_batch_size").record(7.0);
+        metrics::histogram!("telemetry_test_other").record(7.0);
+        let text = handle.render();
+        for line in [
+            "telemetry_test_seconds_bucket{le=\"0.005\"} 1",
+            "telemetry_test_batch_size_bucket{le=\"5\"} 0",
+            "telemetry_test_batch_size_bucket{le=\"10\"} 1",
+            "# TYPE telemetry_test_other summary",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
     }
 }

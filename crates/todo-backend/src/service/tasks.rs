@@ -13,7 +13,8 @@ use todo_events::Payload;
 use crate::domain::{now, Task, TaskDescription, TaskId, TaskStatus, TaskTitle};
 use crate::error::{ApiError, Result};
 use crate::outbox::{payloads, EventWriter, Origin, OutboxRow};
-use crate::store::batched_writes::{Changes, Creates, Deletes, Reads};
+use crate::store::batched_reads::Reads;
+use crate::store::batched_writes::{Changes, Creates, Deletes};
 use crate::store::batcher::Batcher;
 use crate::store::tasks::{self as store, TaskIds};
 
@@ -119,7 +120,7 @@ impl Tasks {
         let id = self.ids.next(&self.pool).await?;
         let task = Task::new(id, title, description, user, now());
         let event = self.prepare(payloads::created(&task), origin)?;
-        self.creates.write((task.clone(), event)).await?;
+        self.creates.run((task.clone(), event)).await?;
         self.events.wake();
         Ok(task)
     }
@@ -226,15 +227,12 @@ impl Tasks {
                 Next::Keep => return Ok(before),
                 Next::Change(after, payload) => {
                     let event = self.prepare(payload, origin)?;
-                    let applied = self.changes.write((after.clone(), event)).await?;
+                    let applied = self.changes.run((after.clone(), event)).await?;
                     applied.then_some(after)
                 }
                 Next::Delete(payload) => {
                     let event = self.prepare(payload, origin)?;
-                    let applied = self
-                        .deletes
-                        .write((before.id, before.version, event))
-                        .await?;
+                    let applied = self.deletes.run((before.id, before.version, event)).await?;
                     applied.then_some(before)
                 }
             };
@@ -250,7 +248,7 @@ impl Tasks {
     /// share one statement (`Reads`), as writes do.
     async fn read(&self, id: i64, user: Option<&str>) -> Result<Task> {
         self.reads
-            .write((id, user.map(str::to_owned)))
+            .run((id, user.map(str::to_owned)))
             .await?
             .ok_or(ApiError::TaskNotFound(id))
     }

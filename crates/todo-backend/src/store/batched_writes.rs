@@ -22,7 +22,7 @@ use todo_outbox::write::{
 
 use todo_runtime::trace::TraceContext;
 
-use super::batcher::BatchWrite;
+use super::batcher::BatchStatement;
 use crate::domain::Task;
 use crate::outbox::OutboxRow;
 
@@ -35,9 +35,10 @@ pub struct Changes;
 /// is still at that version.
 pub struct Deletes;
 
-impl BatchWrite for Creates {
+impl BatchStatement for Creates {
     type Item = (Task, Option<OutboxRow>);
     type Output = ();
+    const METRIC: &'static str = crate::metrics::TASK_WRITE_BATCH_SIZE;
     const OP: &'static str = "create";
     const SPAN: &'static str = "write batch create";
 
@@ -46,7 +47,7 @@ impl BatchWrite for Creates {
         e.as_ref()?.trace.as_ref()
     }
 
-    async fn write_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<()>> {
+    async fn run_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<()>> {
         let rows: Vec<_> = items
             .iter()
             .map(|(t, e)| {
@@ -69,9 +70,10 @@ impl BatchWrite for Creates {
     }
 }
 
-impl BatchWrite for Changes {
+impl BatchStatement for Changes {
     type Item = (Task, Option<OutboxRow>);
     type Output = bool;
+    const METRIC: &'static str = crate::metrics::TASK_WRITE_BATCH_SIZE;
     const OP: &'static str = "change";
     const SPAN: &'static str = "write batch change";
 
@@ -80,7 +82,7 @@ impl BatchWrite for Changes {
         e.as_ref()?.trace.as_ref()
     }
 
-    async fn write_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<bool>> {
+    async fn run_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<bool>> {
         let tasks = items.iter().map(|(t, _)| t);
         let applied: Vec<i32> = bind_events(
             sqlx::query_scalar(&format!(
@@ -114,9 +116,10 @@ impl BatchWrite for Changes {
     }
 }
 
-impl BatchWrite for Deletes {
+impl BatchStatement for Deletes {
     type Item = (i64, i64, Option<OutboxRow>);
     type Output = bool;
+    const METRIC: &'static str = crate::metrics::TASK_WRITE_BATCH_SIZE;
     const OP: &'static str = "delete";
     const SPAN: &'static str = "write batch delete";
 
@@ -125,7 +128,7 @@ impl BatchWrite for Deletes {
         e.as_ref()?.trace.as_ref()
     }
 
-    async fn write_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<bool>> {
+    async fn run_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<bool>> {
         let applied: Vec<i32> = bind_events(
             sqlx::query_scalar(&format!(
                 "WITH v AS (
@@ -161,24 +164,4 @@ fn events<'q>(
     items: impl Iterator<Item = (i64, &'q Option<OutboxRow>)>,
 ) -> impl Iterator<Item = (i64, Option<&'q NewEvent>)> {
     items.map(|(id, e)| (id, e.as_ref().map(|e| &e.event)))
-}
-
-/// Reads of one task each: `(task id, user)`, answered with the task if it
-/// exists and the user may see it. Changes read their task before they write
-/// it; under load, many such reads share one statement.
-pub struct Reads;
-
-impl BatchWrite for Reads {
-    type Item = (i64, Option<String>);
-    type Output = Option<Task>;
-    const OP: &'static str = "read";
-    const SPAN: &'static str = "read batch";
-
-    fn trace(_: &Self::Item) -> Option<&TraceContext> {
-        None
-    }
-
-    async fn write_many(pool: &PgPool, items: &[Self::Item]) -> sqlx::Result<Vec<Option<Task>>> {
-        super::tasks::get_many(pool, items).await
-    }
 }

@@ -1,5 +1,6 @@
 //! SQL, one small function per statement.
 
+pub mod batched_reads;
 pub mod batched_writes;
 pub mod batcher;
 pub mod migrations;

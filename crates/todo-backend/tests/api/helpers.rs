@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use reqwest::Response;
+use reqwest::{Method, Response};
 use serde_json::Value;
 use sqlx::PgPool;
 use todo_backend::{Application, Config};
@@ -82,34 +82,48 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// Sends `method path`, with `body` as JSON if any, as `token`'s subject
+    /// if any (`Authorization: Bearer`).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Requests as the subject of `token`.
+    pub fn as_user<'a>(&'a self, token: &'a str) -> AsUser<'a> {
+        AsUser { app: self, token }
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.send(Method::POST, path, Some(body), None).await
     }
 
     pub async fn put_json(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .put(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.send(Method::PUT, path, Some(body), None).await
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.unwrap()
+        self.send(Method::GET, path, None, None).await
     }
 
     pub async fn delete(&self, path: &str) -> Response {
-        self.client.delete(self.url(path)).send().await.unwrap()
+        self.send(Method::DELETE, path, None, None).await
     }
 
     pub async fn post_empty(&self, path: &str) -> Response {
-        self.client.post(self.url(path)).send().await.unwrap()
+        self.send(Method::POST, path, None, None).await
     }
 
     /// Creates a task and returns its JSON.
@@ -188,5 +202,31 @@ impl TestApp {
         if let Some(h) = self.handle.take() {
             h.await.unwrap().unwrap();
         }
+    }
+}
+
+/// A [`TestApp`]'s requests under one bearer token.
+pub struct AsUser<'a> {
+    app: &'a TestApp,
+    token: &'a str,
+}
+
+impl AsUser<'_> {
+    pub async fn get(&self, path: &str) -> Response {
+        self.app
+            .send(Method::GET, path, None, Some(self.token))
+            .await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.app
+            .send(Method::POST, path, Some(body), Some(self.token))
+            .await
+    }
+
+    pub async fn post_empty(&self, path: &str) -> Response {
+        self.app
+            .send(Method::POST, path, None, Some(self.token))
+            .await
     }
 }

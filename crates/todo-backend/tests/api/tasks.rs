@@ -147,6 +147,11 @@ async fn concurrent_changes_to_one_task_get_consecutive_versions_and_ordered_eve
     );
     let applied = statuses.iter().filter(|s| **s == 200).count() as i64;
     assert!(applied >= 1);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("task_read_batch_size_bucket{op=\"read\",le=\"+Inf\"}"),
+        "the reads that changes make first are counted as reads"
+    );
     let now: Value = app.get(&path).await.json().await.unwrap();
     assert_eq!(
         now["version"],
@@ -420,51 +425,29 @@ mod auth {
             spawn_app_with(|c| c.jwt_hs256_secret = Some(todo_runtime::Secret::new(SECRET))).await;
         let alice = token("alice");
         let bob = token("bob");
+        let (as_alice, as_bob) = (app.as_user(&alice), app.as_user(&bob));
 
-        let created: Value = app
-            .client
-            .post(app.url("/tasks"))
-            .bearer_auth(&alice)
-            .json(&json!({"title": "alice's"}))
-            .send()
+        let created: Value = as_alice
+            .post_json("/tasks", &json!({"title": "alice's"}))
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
         let id = created["id"].as_i64().unwrap();
-        let as_bob = app
-            .client
-            .get(app.url(&format!("/tasks/{id}")))
-            .bearer_auth(&bob)
-            .send()
-            .await
-            .unwrap();
-        let bob_completes = app
-            .client
-            .post(app.url(&format!("/tasks/{id}/complete")))
-            .bearer_auth(&bob)
-            .send()
-            .await
-            .unwrap();
+        let bob_reads = as_bob.get(&format!("/tasks/{id}")).await;
+        let bob_completes = as_bob.post_empty(&format!("/tasks/{id}/complete")).await;
         let anonymous = app.get(&format!("/tasks/{id}")).await;
-        let as_alice = app
-            .client
-            .get(app.url(&format!("/tasks/{id}")))
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap();
+        let alice_reads = as_alice.get(&format!("/tasks/{id}")).await;
 
         assert_eq!(created["user_id"], "alice");
-        assert_eq!(as_bob.status(), 404);
+        assert_eq!(bob_reads.status(), 404);
         assert_eq!(bob_completes.status(), 404);
         assert_eq!(anonymous.status(), 401);
         assert_eq!(
             anonymous.headers()["content-type"],
             "application/problem+json"
         );
-        assert_eq!(as_alice.status(), 200);
+        assert_eq!(alice_reads.status(), 200);
         let events = app.expect_events(1).await;
         assert_eq!(events[0].1.payload.user_id(), Some("alice"));
         let raw = String::from_utf8_lossy(&events[0].0.value).into_owned();
@@ -476,39 +459,25 @@ mod auth {
         let app =
             spawn_app_with(|c| c.jwt_hs256_secret = Some(todo_runtime::Secret::new(SECRET))).await;
         let (alice, bob) = (token("alice"), token("bob"));
-        let request = |method: reqwest::Method, path: &str, who: &str| {
-            app.client.request(method, app.url(path)).bearer_auth(who)
-        };
         for (who, title) in [(&alice, "a1"), (&bob, "b1"), (&alice, "a2"), (&bob, "b2")] {
-            let created: Value = request(reqwest::Method::POST, "/tasks", who)
-                .json(&json!({ "title": title }))
-                .send()
+            let user = app.as_user(who);
+            let created: Value = user
+                .post_json("/tasks", &json!({ "title": title }))
                 .await
-                .unwrap()
                 .json()
                 .await
                 .unwrap();
             if title == "a2" {
-                request(
-                    reqwest::Method::POST,
-                    &format!("/tasks/{}/complete", created["id"]),
-                    who,
-                )
-                .send()
-                .await
-                .unwrap();
+                let completed = user
+                    .post_empty(&format!("/tasks/{}/complete", created["id"]))
+                    .await;
+                assert_eq!(completed.status(), 200);
             }
         }
         let titles = |path: &'static str, who: String| {
-            let request = &request;
+            let app = &app;
             async move {
-                let page: Value = request(reqwest::Method::GET, path, &who)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let page: Value = app.as_user(&who).get(path).await.json().await.unwrap();
                 page["items"]
                     .as_array()
                     .unwrap()
