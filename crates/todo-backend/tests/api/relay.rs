@@ -206,3 +206,42 @@ async fn a_row_that_commits_after_higher_ids_were_published_is_published_before_
         .collect();
     assert_eq!(markers, ["late", "next"]);
 }
+
+#[tokio::test]
+async fn the_prune_deletes_only_published_rows_past_retention() {
+    // Arrange: three published events; then the first is made 8 days old,
+    // and the second was written 8 days ago but published just now.
+    let app = crate::helpers::spawn_app().await;
+    for title in ["old", "old but just published", "new"] {
+        app.create_task(title).await;
+    }
+    app.expect_events(3).await;
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM outbox ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let week = Duration::from_secs(7 * 24 * 3600);
+    let nothing_old_yet = todo_outbox::relay::prune(&app.pool, week).await.unwrap();
+    sqlx::query(
+        "UPDATE outbox SET created_at = now() - interval '8 days',
+             published_at = CASE WHEN id = $1 THEN now() - interval '8 days' ELSE published_at END
+         WHERE id = ANY($2)",
+    )
+    .bind(ids[0])
+    .bind(&ids[..2])
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    // Act
+    let pruned = todo_outbox::relay::prune(&app.pool, week).await.unwrap();
+
+    // Assert
+    let left: Vec<i64> = sqlx::query_scalar("SELECT id FROM outbox ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(nothing_old_yet, 0);
+    assert_eq!(pruned, 1);
+    assert_eq!(left, ids[1..], "kept: published within retention, and new");
+}

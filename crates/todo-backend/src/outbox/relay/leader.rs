@@ -46,6 +46,8 @@ pub(super) struct Leader<'r, P> {
     caught_up: bool,
     last_lock_check: Instant,
     last_prune: Instant,
+    /// The prune in progress, if any: it runs beside the loop, never in it.
+    prune: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl<'r, P: Publish> Leader<'r, P> {
@@ -71,6 +73,7 @@ impl<'r, P: Publish> Leader<'r, P> {
             caught_up: false,
             last_lock_check: Instant::now(),
             last_prune: Instant::now() - settings.prune_interval,
+            prune: None,
         })
     }
 
@@ -98,15 +101,23 @@ impl<'r, P: Publish> Leader<'r, P> {
     }
 
     /// Checks the lock now and then (losing its connection means losing
-    /// the lock: step down), and prunes now and then.
+    /// the lock: step down), and starts a prune now and then.
+    ///
+    /// The prune runs in a task of its own, one at a time: a prune of many
+    /// rows takes seconds, and the relay keeps publishing meanwhile (it once
+    /// ran in this loop, and every prune stalled publishing for a second).
     async fn housekeeping(&mut self) -> Result<(), sqlx::Error> {
         if self.last_lock_check.elapsed() > Duration::from_millis(500) {
             self.lock_conn.ping().await?;
             self.last_lock_check = Instant::now();
         }
-        if self.last_prune.elapsed() > self.settings.prune_interval {
+        let pruning = self.prune.as_ref().is_some_and(|p| !p.is_finished());
+        if !pruning && self.last_prune.elapsed() > self.settings.prune_interval {
             self.last_prune = Instant::now();
-            self.prune_logged().await;
+            self.prune = Some(tokio::spawn(prune_logged(
+                self.pool.clone(),
+                self.settings.retention,
+            )));
         }
         Ok(())
     }
@@ -211,15 +222,16 @@ impl<'r, P: Publish> Leader<'r, P> {
         self.caught_up = false;
         self.settings.backoff.delay(self.failures)
     }
+}
 
-    async fn prune_logged(&self) {
-        match todo_outbox::relay::prune(self.pool, self.settings.retention).await {
-            Ok(n) if n > 0 => {
-                tracing::info!(rows = n, "pruned published outbox rows past retention")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "outbox prune failed"),
+/// Prunes published rows past `retention`, and logs what it did.
+async fn prune_logged(pool: PgPool, retention: Duration) {
+    match todo_outbox::relay::prune(&pool, retention).await {
+        Ok(n) if n > 0 => {
+            tracing::info!(rows = n, "pruned published outbox rows past retention")
         }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "outbox prune failed; will try again"),
     }
 }
 
