@@ -36,9 +36,9 @@ pub struct Config {
     /// need their id before the statement that writes them and their event).
     #[arg(long, env = "TASK_ID_BLOCK", default_value_t = 100)]
     pub task_id_block: i64,
-    /// Writer tasks per kind of write (create, change, delete): concurrent
-    /// requests' writes are written together, one statement and one commit
-    /// per batch (group commit).
+    /// Writer tasks per kind of batched statement (create, change, delete,
+    /// read): concurrent requests' items are run together, one statement and
+    /// one commit per batch (group commit).
     #[arg(long, env = "BATCH_WRITERS", default_value_t = todo_outbox::write::DEFAULT_BATCH_WRITERS)]
     pub batch_writers: usize,
     /// Most writes in one statement.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use todo_events::{ContentType, EventVersion};
-use todo_outbox::write::{DEFAULT_BATCH_MAX, DEFAULT_BATCH_WRITERS};
+use todo_outbox::write::{CEILING_WRITERS, DEFAULT_BATCH_MAX};
 
 use crate::mix::Mix;
 
@@ -270,9 +270,10 @@ pub struct CeilingArgs {
     /// --max-batch, and --max-batch).
     #[arg(long, value_delimiter = ',')]
     pub batch_sizes: Vec<usize>,
-    /// Concurrent writers of the PostgreSQL ceiling: the backend's writer
-    /// tasks per kind of write.
-    #[arg(long, env = "BATCH_WRITERS", default_value_t = DEFAULT_BATCH_WRITERS)]
+    /// Concurrent statements of the PostgreSQL ceiling (the backend runs up
+    /// to one per kind of batched statement, four kinds, with its default
+    /// BATCH_WRITERS=1).
+    #[arg(long = "ceiling-writers", default_value_t = CEILING_WRITERS)]
     pub writers: usize,
     /// The backend's largest batch.
     #[arg(long, env = "BATCH_MAX", default_value_t = DEFAULT_BATCH_MAX)]
@@ -314,7 +315,7 @@ impl Default for CeilingArgs {
     fn default() -> Self {
         Self {
             batch_sizes: Vec::new(),
-            writers: DEFAULT_BATCH_WRITERS,
+            writers: CEILING_WRITERS,
             max_batch: DEFAULT_BATCH_MAX,
             step_s: None,
             records: None,

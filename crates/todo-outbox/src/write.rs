@@ -16,9 +16,18 @@ use sqlx::{PgExecutor, Postgres};
 use todo_events::{ContentType, EncodeError, Event};
 use uuid::Uuid;
 
-/// Writer tasks per kind of write in the backend's group commit
-/// (`BATCH_WRITERS`): at most this many create statements run at once.
-pub const DEFAULT_BATCH_WRITERS: usize = 2;
+/// Writer tasks per kind of batched statement in the backend's group commit
+/// (`BATCH_WRITERS`): at most this many create statements run at once. With
+/// four kinds (create, change, delete, read), one each already keeps both
+/// cores of a 2-core machine busy, and a request that arrives while its kind's
+/// statement runs joins the next batch: on 2 cores, 1 beat 2 at 1 000
+/// events/s and at the maximum (docs/performance.md). More cores may want more.
+pub const DEFAULT_BATCH_WRITERS: usize = 1;
+
+/// Concurrent statements of `todo-bench ceiling`'s PostgreSQL ceiling: one per
+/// core of the reference machine, so that the ceiling is PostgreSQL's, not one
+/// connection's.
+pub const CEILING_WRITERS: usize = 2;
 
 /// Most writes in one statement of the backend's group commit (`BATCH_MAX`).
 pub const DEFAULT_BATCH_MAX: usize = 64;

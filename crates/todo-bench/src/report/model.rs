@@ -364,7 +364,7 @@ pub struct BatchStep {
 pub struct PostgresCeiling {
     /// What ran where.
     pub method: String,
-    /// Concurrent writers (the backend's BATCH_WRITERS).
+    /// Concurrent statements (`--ceiling-writers`).
     pub writers: usize,
     /// Seconds per batch size.
     pub step_s: f64,

@@ -3,7 +3,7 @@
 //!
 //! - PostgreSQL: the backend's create statement
 //!   ([`todo_outbox::write::create_tasks`], the one its group commit runs) at
-//!   several batch sizes, with as many concurrent writers as the backend has,
+//!   several batch sizes, with `--ceiling-writers` (2) concurrent statements,
 //!   and no HTTP. It writes into copies of `tasks` and `outbox` in a scratch
 //!   schema (`LIKE … INCLUDING ALL`: the same columns, defaults, identity,
 //!   constraints and indexes), dropped afterwards: the running relay never
