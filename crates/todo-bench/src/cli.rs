@@ -5,9 +5,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use todo_events::{ContentType, EventVersion};
-use todo_outbox::write::{CEILING_WRITERS, DEFAULT_BATCH_MAX};
+use todo_outbox::write::DEFAULT_BATCH_MAX;
 
 use crate::mix::Mix;
+
+/// Concurrent statements of the PostgreSQL ceiling: one per core of the
+/// reference machine, so that the ceiling is PostgreSQL's, not one
+/// connection's.
+const CEILING_WRITERS: usize = 2;
 
 /// todo-bench: drives the running stack over HTTP and reports API latency,
 /// end-to-end latency, throughput, lag and the spec's targets.

@@ -24,11 +24,6 @@ use uuid::Uuid;
 /// events/s and at the maximum (docs/performance.md). More cores may want more.
 pub const DEFAULT_BATCH_WRITERS: usize = 1;
 
-/// Concurrent statements of `todo-bench ceiling`'s PostgreSQL ceiling: one per
-/// core of the reference machine, so that the ceiling is PostgreSQL's, not one
-/// connection's.
-pub const CEILING_WRITERS: usize = 2;
-
 /// Most writes in one statement of the backend's group commit (`BATCH_MAX`).
 pub const DEFAULT_BATCH_MAX: usize = 64;
 
