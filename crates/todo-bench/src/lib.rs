@@ -6,6 +6,7 @@
 //! latency, and writes a JSON report, a Markdown summary and SVG plots.
 //! Benchmarks report figures; nothing here asserts on speed.
 
+pub mod calibrate;
 pub mod cli;
 pub mod client;
 pub mod error;
@@ -58,13 +59,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             .join(format!("{scenario}-{}", started_at.format("%Y%m%d-%H%M%S")))
     });
     std::fs::create_dir_all(&out)?;
+    // NB: before connecting, so none of the bench's own threads run meanwhile.
+    let calibration = calibrate::calibrate(&out);
     let ctx = scenario::Ctx::connect(cli.common.clone(), out.clone()).await?;
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
         scenario: scenario.into(),
         quick: cli.common.quick,
         started_at,
-        machine: machine(),
+        machine: Machine {
+            calibration: Some(calibration),
+            ..machine()
+        },
         ..Default::default()
     };
     match &command {
@@ -209,5 +215,6 @@ pub fn machine() -> Machine {
             .map(|kb| stats::round3(kb / 1024.0 / 1024.0))
             .unwrap_or(0.0),
         kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+        calibration: None,
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::model::{CeilingRun, LoadRun, Report, ScaleRun};
+use super::model::{Calibration, CeilingRun, LoadRun, Report, ScaleRun};
 use crate::load::ApiReport;
 use crate::pipeline::PipelineReport;
 
@@ -309,12 +309,27 @@ fn ceiling_md(out: &mut String, c: &CeilingRun) {
     }
 }
 
+/// The machine's speed, for the header: empty when not measured.
+fn calibration_md(c: Option<&Calibration>) -> String {
+    let Some(c) = c else {
+        return String::new();
+    };
+    let fsync = c
+        .fsync_us
+        .map(|us| format!(", durable 8 KiB write {us:.0} µs"))
+        .unwrap_or_default();
+    format!(
+        " Machine speed before the load (lower is faster): CPU workload {:.0} ms{fsync}.",
+        c.cpu_ms
+    )
+}
+
 /// The Markdown summary.
 pub fn markdown(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# todo-bench: {}{}\n\n{} → {}; {} CPUs ({}), {:.1} GiB, kernel {}.\n",
+        "# todo-bench: {}{}\n\n{} → {}; {} CPUs ({}), {:.1} GiB, kernel {}.{}\n",
         r.scenario,
         if r.quick { " (quick)" } else { "" },
         r.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -322,7 +337,8 @@ pub fn markdown(r: &Report) -> String {
         r.machine.cpus,
         r.machine.cpu_model,
         r.machine.memory_gib,
-        r.machine.kernel
+        r.machine.kernel,
+        calibration_md(r.machine.calibration.as_ref())
     );
     out.push_str("## Targets\n\n| | origin | target | threshold | measured | source |\n|---|---|---|---|---:|---|\n");
     for t in &r.targets {
@@ -444,4 +460,24 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_gives_the_machine_speed_when_measured() {
+        let mut r = Report::default();
+        assert!(!markdown(&r).contains("Machine speed"));
+        r.machine.calibration = Some(Calibration {
+            cpu_ms: 123.4,
+            fsync_us: Some(231.2),
+        });
+        let header = markdown(&r);
+        assert!(
+            header.contains("CPU workload 123 ms, durable 8 KiB write 231 µs."),
+            "{header}"
+        );
+    }
 }

@@ -8,8 +8,8 @@ mod model;
 pub use evaluate::{evaluate, target_lines};
 pub use markdown::markdown;
 pub use model::{
-    BacklogRun, BatchStep, CeilingRun, CpuFigures, HttpCeiling, KafkaCeiling, LagReport, LoadRun,
-    Machine, MembershipChange, OverheadRun, PostgresCeiling, ProcessingReport, RampRun, RampStep,
-    RebalanceRun, Report, ScaleConfig, ScaleRun, SettleRun, Settling, TargetResult, VerifyReport,
-    SCHEMA_VERSION,
+    BacklogRun, BatchStep, Calibration, CeilingRun, CpuFigures, HttpCeiling, KafkaCeiling,
+    LagReport, LoadRun, Machine, MembershipChange, OverheadRun, PostgresCeiling, ProcessingReport,
+    RampRun, RampStep, RebalanceRun, Report, ScaleConfig, ScaleRun, SettleRun, Settling,
+    TargetResult, VerifyReport, SCHEMA_VERSION,
 };

@@ -23,6 +23,21 @@ pub struct Machine {
     pub memory_gib: f64,
     /// Kernel release.
     pub kernel: String,
+    /// How fast the machine was when the run started (absent in reports of
+    /// builds before it was measured).
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+}
+
+/// The machine's speed before the load (`calibrate`): lower is faster.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Milliseconds of a fixed single-thread workload (sorting, hashing,
+    /// allocating, formatting), the median of 15 runs.
+    pub cpu_ms: f64,
+    /// Median microseconds of an 8 KiB write and `fdatasync` in the report
+    /// directory (a database commit's floor on this disk).
+    pub fsync_us: Option<f64>,
 }
 
 /// Percentiles of a service's Prometheus histogram, counted over the run:
@@ -543,6 +558,23 @@ mod tests {
 
     fn keys(v: &serde_json::Value) -> Vec<String> {
         v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn a_report_from_before_the_calibration_still_reads() {
+        let old =
+            serde_json::json!({"cpus": 2, "cpu_model": "x", "memory_gib": 23.5, "kernel": "6"});
+        let m: Machine = serde_json::from_value(old).unwrap();
+        assert_eq!(m.calibration, None);
+        let new = Machine {
+            calibration: Some(Calibration {
+                cpu_ms: 41.5,
+                fsync_us: None,
+            }),
+            ..m
+        };
+        let back: Machine = serde_json::from_value(serde_json::to_value(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
     }
 
     #[test]
