@@ -133,7 +133,7 @@ impl SidecarBuilder {
             app_id: self.app_id,
             app_port: self.app_port,
             consumer_group: group,
-            ports: Ports::free(),
+            ports: Ports::free(self.app_port),
             config: root.join("deploy/dapr/configuration.yaml"),
             log: dir.join("daprd.log"),
             daprd,
@@ -156,8 +156,11 @@ struct Ports {
 }
 
 impl Ports {
-    fn free() -> Self {
-        let mut taken = Vec::new();
+    /// Four distinct free ports, none of them `app_port`: the app's port is
+    /// only reserved, not bound, until the app starts after its sidecar, so
+    /// the OS may hand it out again here (daprd then refuses to start).
+    fn free(app_port: u16) -> Self {
+        let mut taken = vec![app_port];
         let mut next = || loop {
             let p = closed_port();
             if !taken.contains(&p) {
