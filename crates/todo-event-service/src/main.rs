@@ -3,6 +3,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use todo_event_service::{telemetry, Application, Config};
 
+// NB: jemalloc serves the whole process: the feature
+// `unprefixed_malloc_on_supported_platforms` makes it `malloc` itself, so
+// librdkafka's C allocations use it too. glibc's malloc was a fifth of the
+// backend's CPU samples at saturation (docs/performance.md, 2 Dec 17:26 UTC).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
