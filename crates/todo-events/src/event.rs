@@ -16,7 +16,8 @@ use crate::{avro, json, SOURCE};
 /// version, the same as [`Event::encode`] with [`ContentType::Json`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// Unique per event (UUID v4); consumers deduplicate on it.
+    /// Unique per event; consumers deduplicate on it. A time-ordered UUID
+    /// (version 7) since 7 Dec 2026, version 4 before: see [`Event::new`].
     pub event_id: Uuid,
     /// The schema version the event is written in.
     pub event_version: EventVersion,
@@ -31,15 +32,23 @@ pub struct Event {
 }
 
 impl Event {
-    /// A new event from [`SOURCE`], with a fresh UUID v4 `event_id` and `timestamp`
-    /// now, cut to microseconds (what PostgreSQL and most consumers keep).
+    /// A new event from [`SOURCE`], with a fresh `event_id` and `timestamp` now,
+    /// cut to microseconds (what PostgreSQL and most consumers keep).
+    ///
+    /// The id is a UUID version 7 (RFC 9562): a millisecond timestamp, then a
+    /// counter and random bits, so ids rise with time, also within one
+    /// millisecond of this process. A consumer that keeps event ids in a B-tree
+    /// (the event service's `processed_events` and `audit_log`) then appends
+    /// near its right edge, where a random (v4) id would land on a random page
+    /// of the whole index: a buffer miss once the index outgrows memory, and a
+    /// full-page image in the WAL at its first change after each checkpoint.
     ///
     /// Fields that `version` does not carry are cleared from the payload (see
     /// [`Payload::as_in_version`]), so that decoding the encoded event gives back
     /// exactly this one.
     pub fn new(payload: Payload, version: EventVersion, correlation_id: Uuid) -> Self {
         Event {
-            event_id: Uuid::new_v4(),
+            event_id: Uuid::now_v7(),
             event_version: version,
             timestamp: Utc::now().trunc_subsecs(6),
             correlation_id,

@@ -64,13 +64,22 @@ fn timestamps_keep_every_sub_second_digit_they_have() {
 }
 
 #[test]
-fn new_events_get_a_v4_id_a_microsecond_timestamp_and_our_source() {
+fn new_events_get_a_v7_id_a_microsecond_timestamp_and_our_source() {
     let e = event(payloads_full().remove(0), EventVersion::V2);
-    assert_eq!(e.event_id.get_version_num(), 4);
+    assert_eq!(e.event_id.get_version_num(), 7);
     assert_eq!(e.timestamp.timestamp_subsec_nanos() % 1000, 0);
     assert_eq!(e.source, "todo-backend");
     let other = event(payloads_full().remove(0), EventVersion::V2);
     assert_ne!(e.event_id, other.event_id);
+}
+
+#[test]
+fn event_ids_rise_in_the_order_events_are_made() {
+    // Many within one millisecond: the counter keeps them ordered.
+    let ids: Vec<_> = (0..10_000)
+        .map(|_| event(payloads_full().remove(0), EventVersion::V2).event_id)
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids out of order");
 }
 
 fn json_of(e: &Event) -> Value {
