@@ -26,8 +26,23 @@ pub const NOTIFY_CHANNEL: &str = "todo_outbox";
 /// NB: call it outside a writer's transaction: NOTIFY takes a global lock at
 /// commit and would serialize the committing writers.
 pub async fn notify<'e>(db: impl PgExecutor<'e>) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, '')")
+    notify_with(db, "").await
+}
+
+/// The payload of the NOTIFY a replay sends: it marked published rows
+/// unpublished again, below where the relay reads from, so the relay reads
+/// from the first id again.
+pub const REPLAY_PAYLOAD: &str = "replay";
+
+/// Tells the active relay that a replay queued published rows again.
+pub async fn notify_replay<'e>(db: impl PgExecutor<'e>) -> Result<(), sqlx::Error> {
+    notify_with(db, REPLAY_PAYLOAD).await
+}
+
+async fn notify_with<'e>(db: impl PgExecutor<'e>, payload: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
         .bind(NOTIFY_CHANNEL)
+        .bind(payload)
         .execute(db)
         .await
         .map(drop)

@@ -1,11 +1,13 @@
-//! The relay's statements: read unpublished rows in id order, mark them
+//! The relay's statements: read unpublished rows in id order from a lower
+//! bound (with the snapshot each read saw, see [`ReadSnapshot`]), mark them
 //! published (or count a failed attempt), prune published rows past
 //! retention.
 
 use std::time::Duration;
 
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 /// The columns of [`Unpublished`].
@@ -34,23 +36,85 @@ pub struct Unpublished {
     pub waited_s: f64,
 }
 
-/// The first `limit` unpublished rows in id order.
-pub async fn first_unpublished(pool: &PgPool, limit: i64) -> Result<Vec<Unpublished>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1"
-    ))
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+/// The bounds of the snapshot a read ran with (`pg_snapshot_xmin` and
+/// `pg_snapshot_xmax` of `pg_current_snapshot()`, 64-bit transaction ids):
+/// every transaction below `xmin` had ended when the read began, and every
+/// transaction from `xmax` on began after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadSnapshot {
+    /// The oldest transaction still running.
+    pub xmin: i64,
+    /// The first transaction id not yet assigned.
+    pub xmax: i64,
 }
 
-/// The ids of the first `limit` unpublished rows, in order (cheaper than the
-/// rows, to skip those already in flight).
-pub async fn first_unpublished_ids(pool: &PgPool, limit: i64) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1")
-        .bind(limit)
-        .fetch_all(pool)
-        .await
+/// The read's snapshot, as two columns of every row it returns (an init
+/// plan: computed once per statement).
+const SNAPSHOT: &str =
+    "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8) AS snap_xmin, \
+     (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8) AS snap_xmax";
+
+/// A row read with [`SNAPSHOT`].
+struct WithSnapshot<T> {
+    row: T,
+    snapshot: ReadSnapshot,
+}
+
+impl<'r, T: sqlx::FromRow<'r, PgRow>> sqlx::FromRow<'r, PgRow> for WithSnapshot<T> {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            row: T::from_row(row)?,
+            snapshot: ReadSnapshot {
+                xmin: row.try_get("snap_xmin")?,
+                xmax: row.try_get("snap_xmax")?,
+            },
+        })
+    }
+}
+
+/// Splits rows read with [`SNAPSHOT`] into the snapshot (`None` when no row
+/// came back) and the rows.
+fn split<T>(rows: Vec<WithSnapshot<T>>) -> (Option<ReadSnapshot>, Vec<T>) {
+    let snapshot = rows.first().map(|r| r.snapshot);
+    (snapshot, rows.into_iter().map(|r| r.row).collect())
+}
+
+/// The first `limit` unpublished rows from id `from` on, in id order, and
+/// the snapshot the read saw (`None` when it found none).
+pub async fn first_unpublished(
+    pool: &PgPool,
+    from: i64,
+    limit: i64,
+) -> Result<(Option<ReadSnapshot>, Vec<Unpublished>), sqlx::Error> {
+    let rows: Vec<WithSnapshot<Unpublished>> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, {SNAPSHOT} FROM outbox
+         WHERE published_at IS NULL AND id >= $1 ORDER BY id LIMIT $2"
+    ))
+    .bind(from)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(split(rows))
+}
+
+/// The ids of the first `limit` unpublished rows from id `from` on, in
+/// order (cheaper than the rows, to skip those already in flight), and the
+/// snapshot the read saw (`None` when it found none).
+pub async fn first_unpublished_ids(
+    pool: &PgPool,
+    from: i64,
+    limit: i64,
+) -> Result<(Option<ReadSnapshot>, Vec<i64>), sqlx::Error> {
+    let rows: Vec<WithSnapshot<(i64,)>> = sqlx::query_as(&format!(
+        "SELECT id, {SNAPSHOT} FROM outbox
+         WHERE published_at IS NULL AND id >= $1 ORDER BY id LIMIT $2"
+    ))
+    .bind(from)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let (snapshot, ids) = split(rows);
+    Ok((snapshot, ids.into_iter().map(|(id,)| id).collect()))
 }
 
 /// The rows of `ids` that are still unpublished, in id order.

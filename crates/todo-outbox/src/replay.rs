@@ -40,7 +40,7 @@ pub async fn replay(pool: &PgPool, selection: &Selection) -> Result<u64, sqlx::E
     };
     let n = q.execute(pool).await?.rows_affected();
     if n > 0 {
-        crate::notify(pool).await?;
+        crate::notify_replay(pool).await?;
     }
     Ok(n)
 }

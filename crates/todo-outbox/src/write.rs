@@ -7,6 +7,12 @@
 //! [`bind_events`] binds a batch's events as `$1`..`$9`; [`EVENT_ROWS`] reads
 //! them as the CTE `e`; [`INSERT_EVENTS`] or [`INSERT_APPLIED_EVENTS`] writes
 //! them. The embedding statement's own parameters start at `$10`.
+//!
+//! Both read the rows of the statement's task write (`t`), so an outbox id is
+//! drawn only after that write: the writer's transaction holds a transaction
+//! id by then. The relay's read floor relies on it (`todo-backend`,
+//! `outbox/relay/floor.rs`): a row not yet visible to a read belongs to a
+//! transaction that the read's snapshot knows.
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgArguments;
@@ -142,10 +148,12 @@ pub const EVENT_ROWS: &str = "e AS (
                          $7::bytea[], $8::jsonb[], $9::uuid[])
         AS e(ord, event_id, event_type, topic, key, task_id, payload, headers, correlation_id))";
 
-/// Writes every event of `e`, in batch order, as the CTE `o`.
-pub const INSERT_EVENTS: &str =
-    "o AS (INSERT INTO outbox (event_id, event_type, topic, key, task_id, payload, headers, correlation_id)
-      SELECT event_id, event_type, topic, key, task_id, payload, headers, correlation_id FROM e ORDER BY ord)";
+/// Writes the event of each task that a CTE `t(id)` created, in batch order,
+/// as the CTE `o`.
+pub const INSERT_EVENTS: &str = "o AS (
+    INSERT INTO outbox (event_id, event_type, topic, key, task_id, payload, headers, correlation_id)
+    SELECT e.event_id, e.event_type, e.topic, e.key, e.task_id, e.payload, e.headers, e.correlation_id
+    FROM e JOIN t ON t.id = e.task_id ORDER BY e.ord)";
 
 /// Writes the events of the batch positions a CTE `t(ord)` returns (the
 /// changes that applied), in batch order, as the CTE `o`.

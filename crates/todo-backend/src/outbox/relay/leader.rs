@@ -155,7 +155,7 @@ impl<'r, P: Publish> Leader<'r, P> {
         tokio::select! {
             _ = cancel.cancelled() => {}
             _ = self.wake.notified() => {}
-            n = self.listener.recv() => { n?; }
+            n = self.listener.recv() => { self.notified(n?); }
             _ = tokio::time::sleep(self.settings.poll_interval) => {}
         }
         self.caught_up = false;
@@ -167,7 +167,7 @@ impl<'r, P: Publish> Leader<'r, P> {
         let acks = tokio::select! {
             _ = cancel.cancelled() => return Ok(Step::Fill),
             _ = self.wake.notified(), if room => { self.caught_up = false; return Ok(Step::Fill); }
-            n = self.listener.recv(), if room => { n?; self.caught_up = false; return Ok(Step::Fill); }
+            n = self.listener.recv(), if room => { self.notified(n?); self.caught_up = false; return Ok(Step::Fill); }
             acks = self.pipeline.oldest_acks() => acks,
         };
         match self.pipeline.finish_oldest(self.pool, acks).await {
@@ -214,6 +214,14 @@ impl<'r, P: Publish> Leader<'r, P> {
         // The lock connection is likely gone too: re-check now.
         self.lock_conn.ping().await?;
         Ok(Step::Fill)
+    }
+
+    /// A NOTIFY on the outbox channel: a write elsewhere, or a replay,
+    /// which queued rows again below where reads start.
+    fn notified(&mut self, n: sqlx::postgres::PgNotification) {
+        if n.payload() == todo_outbox::REPLAY_PAYLOAD {
+            self.pipeline.read_from_first();
+        }
     }
 
     /// Counts a failure; the wait before trying again.

@@ -8,8 +8,10 @@
 //! on `NOTIFY todo_outbox` (other processes' writes) and on a poll fallback.
 //!
 //! This file elects; `leader.rs` is the active relay's loop; `pipeline.rs`
-//! the batches in flight. The SQL is todo-outbox's.
+//! the batches in flight; `floor.rs` where its reads start. The SQL is
+//! todo-outbox's.
 
+mod floor;
 mod leader;
 mod pipeline;
 

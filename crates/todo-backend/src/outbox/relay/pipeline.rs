@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use todo_outbox::relay::{self as sql, Unpublished};
 use todo_runtime::trace::{Attribute, Span, SpanKind, TraceContext};
 
+use super::floor::Floor;
 use crate::metrics as m;
 use crate::outbox::publish::{Acks, OutboxRecord, Publish, PublishError};
 
@@ -20,11 +21,13 @@ pub struct BatchOutcome {
     pub failed: usize,
 }
 
-/// The batches in flight, oldest first, and the ids of their rows.
+/// The batches in flight, oldest first, the ids of their rows, and where
+/// the next read starts.
 #[derive(Default)]
 pub struct Pipeline {
     batches: VecDeque<Batch>,
     ids: HashSet<i64>,
+    floor: Floor,
 }
 
 impl Pipeline {
@@ -59,11 +62,11 @@ impl Pipeline {
     /// flight, and queues a send for each. `Ok(false)` when fewer than a full
     /// batch were waiting (the relay has caught up).
     ///
-    /// Rows are read from the lowest unpublished id every time, not from a
-    /// cursor: a row whose transaction committed late (a lower id that became
-    /// visible after higher ones were read) is picked up by the next read and
-    /// still goes out before any later change of its task, which can only
-    /// have been written after it committed.
+    /// Rows are read from the [`Floor`], not from a cursor past the last id
+    /// read: a row whose transaction committed late (a lower id that became
+    /// visible after higher ones were read) is above the floor, so the next
+    /// read picks it up, and it still goes out before any later change of
+    /// its task, which can only have been written after it committed.
     pub async fn send_next_batch<P: Publish>(
         &mut self,
         pool: &PgPool,
@@ -71,11 +74,20 @@ impl Pipeline {
         batch_size: i64,
     ) -> Result<bool, sqlx::Error> {
         let batch = batch_size.max(1);
+        let from = self.floor.start();
         let rows: Vec<Unpublished> = if self.ids.is_empty() {
-            sql::first_unpublished(pool, batch).await?
+            let (snapshot, rows) = sql::first_unpublished(pool, from, batch).await?;
+            if let (Some(snapshot), Some(first)) = (snapshot, rows.first()) {
+                self.floor.read(snapshot, first.id);
+            }
+            rows
         } else {
             // Ids first (cheap), then only the rows not already in flight.
-            let ids = sql::first_unpublished_ids(pool, batch + self.ids.len() as i64).await?;
+            let (snapshot, ids) =
+                sql::first_unpublished_ids(pool, from, batch + self.ids.len() as i64).await?;
+            if let (Some(snapshot), Some(&first)) = (snapshot, ids.first()) {
+                self.floor.read(snapshot, first);
+            }
             let new: Vec<i64> = ids
                 .into_iter()
                 .filter(|id| !self.ids.contains(id))
@@ -178,10 +190,18 @@ impl Pipeline {
         })
     }
 
-    /// Forgets everything in flight (its rows stay unpublished).
+    /// Forgets everything in flight (its rows stay unpublished), and reads
+    /// from the first id again.
     pub fn clear(&mut self) {
         self.batches.clear();
         self.ids.clear();
+        self.floor.reset();
+    }
+
+    /// Reads from the first id again: rows were queued again below the
+    /// floor (a replay).
+    pub fn read_from_first(&mut self) {
+        self.floor.reset();
     }
 }
 
