@@ -75,9 +75,8 @@ impl Floor {
         self.at
     }
 
-    /// After a read from [`Floor::start`] that ran with `snapshot` and found
-    /// `first` as its smallest unpublished id.
-    pub fn read(&mut self, snapshot: ReadSnapshot, first: i64) {
+    /// [`Floor::after_read`] with both found.
+    fn read(&mut self, snapshot: ReadSnapshot, first: i64) {
         if let Some(p) = self.proposed {
             if snapshot.xmin >= p.xmax {
                 self.at = self.at.max(p.first.min(first));
@@ -89,6 +88,15 @@ impl Floor {
                 first,
                 xmax: snapshot.xmax,
             });
+        }
+    }
+
+    /// After a read from [`Floor::start`] that ran with `snapshot` and found
+    /// `first` as its smallest unpublished id. A read that found no
+    /// unpublished row, or came back without its snapshot, proposes nothing.
+    pub fn after_read(&mut self, snapshot: Option<ReadSnapshot>, first: Option<i64>) {
+        if let (Some(snapshot), Some(first)) = (snapshot, first) {
+            self.read(snapshot, first);
         }
     }
 
@@ -141,6 +149,16 @@ mod tests {
         assert_eq!(f.start(), 60);
         f.reset();
         assert_eq!(f.start(), 0);
+    }
+
+    #[test]
+    fn a_read_that_found_nothing_proposes_nothing() {
+        let mut f = Floor::default();
+        f.after_read(Some(snap(1, 2)), None);
+        f.after_read(None, Some(40));
+        f.after_read(Some(snap(2, 3)), Some(60));
+        f.after_read(Some(snap(3, 4)), Some(70));
+        assert_eq!(f.start(), 60);
     }
 
     #[test]

@@ -77,17 +77,14 @@ impl Pipeline {
         let from = self.floor.start();
         let rows: Vec<Unpublished> = if self.ids.is_empty() {
             let (snapshot, rows) = sql::first_unpublished(pool, from, batch).await?;
-            if let (Some(snapshot), Some(first)) = (snapshot, rows.first()) {
-                self.floor.read(snapshot, first.id);
-            }
+            self.floor
+                .after_read(snapshot, rows.first().map(|row| row.id));
             rows
         } else {
             // Ids first (cheap), then only the rows not already in flight.
             let (snapshot, ids) =
                 sql::first_unpublished_ids(pool, from, batch + self.ids.len() as i64).await?;
-            if let (Some(snapshot), Some(&first)) = (snapshot, ids.first()) {
-                self.floor.read(snapshot, first);
-            }
+            self.floor.after_read(snapshot, ids.first().copied());
             let new: Vec<i64> = ids
                 .into_iter()
                 .filter(|id| !self.ids.contains(id))
