@@ -91,7 +91,26 @@ choose_all_ports() {
 # -------------------------------------------------------------- processes
 pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
-pidfile_pid() { if [ -f "$1" ]; then head -1 "$1" 2>/dev/null; fi; }
+# pidfile_pid FILE: the pid in FILE, if that process is running and is the one
+# the file was written for. A process that died without removing its pidfile
+# (SIGKILL, a crash) leaves its pid free for reuse: a process that holds it now
+# started after the file was written, and is someone else's (another checkout's
+# Kafka, a shell). Stopping it would kill a stranger. A minute of slack covers
+# start times in whole seconds and a wall clock that stepped forward.
+pidfile_pid() {
+  [ -f "$1" ] || return 0
+  local pid stat up written
+  pid=$(head -1 "$1" 2>/dev/null)
+  [[ $pid =~ ^[0-9]+$ ]] || return 0
+  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 0
+  written=$(stat -c %Y "$1" 2>/dev/null) || return 0
+  read -r up _ </proc/uptime
+  # Field 22 of /proc/PID/stat, the start in clock ticks after boot, is the
+  # 20th after the command name (which may hold spaces) and its ')'.
+  set -- ${stat##*) }
+  [ $(($(date +%s) - ${up%.*} + ${20} / $(getconf CLK_TCK))) -le $((written + 60)) ] && echo "$pid"
+  return 0
+}
 
 # wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s.
 wait_for() {

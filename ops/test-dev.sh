@@ -56,6 +56,16 @@ check "./dev env in Dapr mode prints the sidecars' ports" bash -c "TODO_TRANSPOR
 "$DEV" stop dapr-backend >/dev/null 2>&1
 check "stop dapr-backend stops it" test "$(state_of dapr-backend)" != up
 
+# A pidfile left by a killed process, whose pid a later process took (another
+# checkout's broker, say): stop must leave that process alone.
+sleep 300 &
+stranger=$!
+echo "$stranger" >"$ROOT/.local/run/dapr-backend.pid"
+touch -d '10 minutes ago' "$ROOT/.local/run/dapr-backend.pid"
+"$DEV" stop dapr-backend >/dev/null 2>&1
+check "stop leaves alone the process that now holds a stale pidfile's pid" kill -0 "$stranger"
+kill "$stranger" 2>/dev/null
+
 # The three-broker layout, then back to the layout we found.
 if true; then
   mode_before=$(cat "$ROOT/.local/kafka/mode" 2>/dev/null || echo single)
