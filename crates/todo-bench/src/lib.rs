@@ -110,6 +110,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 step_s: secs(15.0, 3.0),
             };
             report.ramp = keep("ramp", scenario::ramp(&ctx, &ramp).await, &mut errors);
+            if let Some(ramp) = &report.ramp {
+                report.hold = keep("hold", scenario::hold(&ctx, ramp).await, &mut errors);
+            }
             let backlog = cli::BacklogArgs {
                 rows: Some(if quick { 4_000 } else { 100_000 }),
                 concurrency: 32,
@@ -121,10 +124,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 &mut errors,
             );
             // Last: it loads the machine without the pipeline, and compares
-            // with this run's ramp.
+            // with this run's hold (the rate kept for a minute), else its ramp.
+            let sustained = report.hold.as_ref().or(report.ramp.as_ref());
             report.ceiling = keep(
                 "ceiling",
-                scenario::ceiling(&ctx, &cli::CeilingArgs::default(), report.ramp.as_ref()).await,
+                scenario::ceiling(&ctx, &cli::CeilingArgs::default(), sustained).await,
                 &mut errors,
             );
             report.errors = errors;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::model::{Calibration, CeilingRun, LoadRun, Report, ScaleRun};
+use super::model::{Calibration, CeilingRun, LoadRun, RampRun, Report, ScaleRun};
 use crate::load::ApiReport;
 use crate::pipeline::PipelineReport;
 
@@ -35,6 +35,36 @@ fn pipeline_md(out: &mut String, p: &PipelineReport) {
     lat_row(out, "end to end (commit → processed)", &p.e2e);
     lat_row(out, "relay (commit → marked published)", &p.relay);
     lat_row(out, "consume (marked published → processed)", &p.consume);
+}
+
+/// A ramp's section (`ramp`, and the `hold` of `all`), titled `title`.
+fn ramp_md(out: &mut String, title: &str, ramp: &RampRun) {
+    let _ = writeln!(
+        out,
+        "\n## {title}\n\n{:.0} s per step. Highest bounded rate: {} req/s ({:.1} events/s processed).\n\n\
+         | rate | ok/s | failed | API p99 ms | processed/s | e2e p99 ms | unprocessed at end | bounded |\n|---:|---:|---:|---:|---:|---:|---:|---|",
+        ramp.step_s, opt(ramp.highest_bounded_rate), ramp.highest_sustained_events_per_s
+    );
+    for s in &ramp.steps {
+        let _ = writeln!(
+            out,
+            "| {} | {:.1} | {} | {:.2} | {:.1} | {:.2} | {} | {} |",
+            s.rate,
+            s.achieved_rps,
+            s.failed,
+            s.api_p99_ms,
+            s.processed_per_s,
+            s.e2e_p99_ms,
+            s.unprocessed_at_end,
+            if s.bounded {
+                "yes".to_owned()
+            } else {
+                format!("no: {}", s.why)
+            }
+        );
+    }
+    pipeline_md(out, &ramp.pipeline);
+    out.push_str(&plots_md(title));
 }
 
 fn api_md(out: &mut String, a: &ApiReport) {
@@ -384,32 +414,10 @@ pub fn markdown(r: &Report) -> String {
         out.push_str(&plots_md(title));
     }
     if let Some(ramp) = &r.ramp {
-        let _ = writeln!(
-            out,
-            "\n## ramp\n\n{:.0} s per step. Highest bounded rate: {} req/s ({:.1} events/s processed).\n\n\
-             | rate | ok/s | failed | API p99 ms | processed/s | e2e p99 ms | unprocessed at end | bounded |\n|---:|---:|---:|---:|---:|---:|---:|---|",
-            ramp.step_s, opt(ramp.highest_bounded_rate), ramp.highest_sustained_events_per_s
-        );
-        for s in &ramp.steps {
-            let _ = writeln!(
-                out,
-                "| {} | {:.1} | {} | {:.2} | {:.1} | {:.2} | {} | {} |",
-                s.rate,
-                s.achieved_rps,
-                s.failed,
-                s.api_p99_ms,
-                s.processed_per_s,
-                s.e2e_p99_ms,
-                s.unprocessed_at_end,
-                if s.bounded {
-                    "yes".to_owned()
-                } else {
-                    format!("no: {}", s.why)
-                }
-            );
-        }
-        pipeline_md(&mut out, &ramp.pipeline);
-        out.push_str(&plots_md("ramp"));
+        ramp_md(&mut out, "ramp", ramp);
+    }
+    if let Some(hold) = &r.hold {
+        ramp_md(&mut out, "hold", hold);
     }
     if let Some(b) = &r.backlog {
         let _ = writeln!(

@@ -527,6 +527,10 @@ pub struct Report {
     pub max: Option<LoadRun>,
     /// Rising rates.
     pub ramp: Option<RampRun>,
+    /// The ramp's highest bounded rate and 5 and 10 % above it, a minute
+    /// each (`all`).
+    #[serde(default)]
+    pub hold: Option<RampRun>,
     /// Events on vs off.
     pub overhead: Option<OverheadRun>,
     /// Span export on vs off (`overhead --traces`; not a spec target).
@@ -591,6 +595,7 @@ mod tests {
                 "ceiling",
                 "errors",
                 "finished_at",
+                "hold",
                 "machine",
                 "max",
                 "overhead",

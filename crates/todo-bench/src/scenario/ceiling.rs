@@ -43,7 +43,7 @@ use crate::report::{BatchStep, CeilingRun, HttpCeiling, KafkaCeiling, PostgresCe
 use crate::sampler::cpu_jiffies;
 use crate::stats::{self, LatencySummary};
 
-/// `ceiling`; `ramp` is this run's ramp, if any (`all`), for the pipeline's
+/// `ceiling`; `ramp` is this run's hold or ramp, if any (`all`), for the pipeline's
 /// sustained rate.
 pub async fn ceiling(ctx: &Ctx, args: &CeilingArgs, ramp: Option<&RampRun>) -> Result<CeilingRun> {
     if let Some(limit) = ctx.common.quiet_below_pct {
@@ -700,7 +700,10 @@ pub fn pipeline_rate(
         return match r.highest_bounded_rate {
             Some(rate) => (
                 Some(r.highest_sustained_events_per_s),
-                format!("this run's ramp: events processed/s in its highest bounded step ({rate} req/s)"),
+                format!(
+                    "this run's ramp of {:.0} s steps: events processed/s in its highest bounded step ({rate} req/s)",
+                    r.step_s
+                ),
             ),
             None => (None, "this run's ramp had no bounded step".into()),
         };

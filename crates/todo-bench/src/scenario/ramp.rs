@@ -1,4 +1,6 @@
-//! `ramp`: rising rates, step by step, until the stack stops keeping up.
+//! `ramp`: rising rates, step by step, until the stack stops keeping up;
+//! and the hold (`all`, after the ramp): the highest rate that kept up, for
+//! a minute per step.
 
 use std::time::Duration;
 
@@ -6,7 +8,7 @@ use super::harness::{backend_targets, measure, Hooks, Load};
 use super::plots::plot_run;
 use super::Ctx;
 use crate::cli::RampArgs;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline;
 use crate::report::{RampRun, RampStep};
 use crate::sampler::{self, Sampler};
@@ -61,6 +63,32 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
         .step_s
         .unwrap_or(if ctx.common.quick { 4.0 } else { 15.0 });
     ramp_over(ctx, "ramp", &rates, step_s).await
+}
+
+/// Length of the hold's steps: the target asks for ≥ 5 000 events/s for 60 s,
+/// and the ramp's steps of 15 s show only where to look.
+pub const HOLD_STEP_S: f64 = 60.0;
+
+/// The hold's rates after a ramp whose highest bounded rate was `bounded`:
+/// that rate, then 5 and 10 % above it, to the nearest 50.
+pub fn hold_rates(bounded: f64) -> Vec<f64> {
+    [1.0, 1.05, 1.10]
+        .iter()
+        .map(|f| (bounded * f / 50.0).round() * 50.0)
+        .collect()
+}
+
+/// The hold (`all`, after `ramp`): a ramp over [`hold_rates`] of the ramp's
+/// highest bounded rate, [`HOLD_STEP_S`] per step (5 s with --quick, a smoke
+/// test), so the sustained figure is one the pipeline kept for a minute.
+pub async fn hold(ctx: &Ctx, ramp: &RampRun) -> Result<RampRun> {
+    let Some(rate) = ramp.highest_bounded_rate else {
+        return Err(Error::Config(
+            "the ramp had no bounded step, so there is no rate to hold".into(),
+        ));
+    };
+    let step_s = if ctx.common.quick { 5.0 } else { HOLD_STEP_S };
+    ramp_over(ctx, "hold", &hold_rates(rate), step_s).await
 }
 
 /// A ramp over `rates`, `step_s` each, against the context's backends,
@@ -187,6 +215,13 @@ mod tests {
         assert!(!ok && why.contains("failed"), "{why}");
         // Small rates get a floor of 200 events.
         assert!(step_verdict(100.0, 10.0, 10.0, 1_000, 0, 150).0);
+    }
+
+    #[test]
+    fn the_hold_starts_at_the_highest_bounded_rate_and_goes_ten_percent_above() {
+        assert_eq!(hold_rates(5_000.0), [5_000.0, 5_250.0, 5_500.0]);
+        assert_eq!(hold_rates(4_000.0), [4_000.0, 4_200.0, 4_400.0]);
+        assert_eq!(hold_rates(1_500.0), [1_500.0, 1_600.0, 1_650.0]);
     }
 
     #[test]
