@@ -102,6 +102,7 @@ pub fn evaluate(r: &Report) -> Vec<TargetResult> {
         r.steady.as_ref().map(|s| ("steady", &s.pipeline)),
         r.max.as_ref().map(|s| ("max", &s.pipeline)),
         r.ramp.as_ref().map(|s| ("ramp", &s.pipeline)),
+        r.hold.as_ref().map(|s| ("hold", &s.pipeline)),
         r.overhead.as_ref().map(|s| ("overhead", &s.pipeline)),
         r.backlog.as_ref().map(|s| ("backlog", &s.pipeline)),
     ]
@@ -348,7 +349,7 @@ pub fn target_lines(targets: &[TargetResult]) -> Vec<String> {
                 .map(|v| format!("{v:.2} {}", t.unit))
                 .unwrap_or_else(|| "not measured".into());
             format!(
-                "{verdict}  [{}] {:<34} {:<18} measured {:<22} ({})",
+                "{verdict}  [{}] {:<34} {:<25} measured {:<22} ({})",
                 t.origin, t.name, t.threshold, measured, t.source
             )
         })
