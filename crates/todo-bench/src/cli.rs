@@ -52,8 +52,9 @@ pub enum Command {
     /// backends and 1-3 event services, then event services joining and
     /// leaving under load, and how long each rebalance takes to absorb.
     Scale(ScaleArgs),
-    /// steady, overhead, ramp, hold (the ramp's highest bounded rate and 5 and
-    /// 10 % above it, 60 s each), backlog and ceiling, one report.
+    /// steady, overhead, ramp, hold (10 % below the ramp's highest bounded
+    /// rate, that rate, 5 and 10 % above it, 60 s each), backlog and ceiling,
+    /// one report.
     All,
     /// Only generate load against BACKEND_URL and print one line:
     /// `requests N ok N failed N p99 X ms` (exit status 0 even if requests failed).

@@ -527,8 +527,8 @@ pub struct Report {
     pub max: Option<LoadRun>,
     /// Rising rates.
     pub ramp: Option<RampRun>,
-    /// The ramp's highest bounded rate and 5 and 10 % above it, a minute
-    /// each (`all`).
+    /// 10 % below the ramp's highest bounded rate, that rate, and 5 and 10 %
+    /// above it, a minute each (`all`).
     #[serde(default)]
     pub hold: Option<RampRun>,
     /// Events on vs off.
