@@ -51,9 +51,11 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
         if ctx.common.quick {
             vec![1_000.0, 2_000.0, 3_000.0, 4_000.0, 5_000.0]
         } else {
+            // Steps of 500 up to 6 000 (10 % or less near the top, so the
+            // hold starts close to the rate the stack keeps), then 8 000.
             vec![
-                500.0, 1_000.0, 1_500.0, 2_000.0, 2_500.0, 3_000.0, 4_000.0, 5_000.0, 6_000.0,
-                8_000.0,
+                500.0, 1_000.0, 1_500.0, 2_000.0, 2_500.0, 3_000.0, 3_500.0, 4_000.0, 4_500.0,
+                5_000.0, 5_500.0, 6_000.0, 8_000.0,
             ]
         }
     } else {
