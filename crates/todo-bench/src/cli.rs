@@ -217,7 +217,7 @@ pub struct ScaleArgs {
 /// `ramp`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct RampArgs {
-    /// Rates to try, in order (default 500,1000,1500,2000,2500,3000,4000,5000,6000,8000).
+    /// Rates to try, in order (default 500 to 6000 in steps of 500, then 8000).
     #[arg(long, value_delimiter = ',')]
     pub rates: Vec<f64>,
     /// Seconds per rate (default 15; 4 with --quick).
