@@ -5,7 +5,7 @@ mod evaluate;
 mod markdown;
 mod model;
 
-pub use evaluate::{evaluate, target_lines};
+pub use evaluate::{evaluate, target_lines, SUSTAINED_FOR_S};
 pub use markdown::markdown;
 pub use model::{
     BacklogRun, BatchStep, Calibration, CeilingRun, CpuFigures, HttpCeiling, KafkaCeiling,

@@ -34,7 +34,7 @@ pub use max::max;
 pub use overhead::overhead;
 pub use plots::plot_run;
 pub use probes::{cpu_busy_over, cpu_busy_since, own_cpu_s, wait_quiet};
-pub use ramp::{hold, hold_rates, ramp, step_verdict, HOLD_STEP_S};
+pub use ramp::{hold, ramp, step_verdict};
 pub use scale::{absorption, scale};
 pub use settle::{settle, settling};
 pub use steady::steady;

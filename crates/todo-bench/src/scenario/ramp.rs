@@ -10,7 +10,7 @@ use super::Ctx;
 use crate::cli::RampArgs;
 use crate::error::{Error, Result};
 use crate::pipeline;
-use crate::report::{RampRun, RampStep};
+use crate::report::{RampRun, RampStep, SUSTAINED_FOR_S};
 use crate::sampler::{self, Sampler};
 use crate::schedule::Schedule;
 use crate::stats::{self, LatencySummary};
@@ -67,15 +67,11 @@ pub async fn ramp(ctx: &Ctx, args: &RampArgs) -> Result<RampRun> {
     ramp_over(ctx, "ramp", &rates, step_s).await
 }
 
-/// Length of the hold's steps: the target asks for ≥ 5 000 events/s for 60 s,
-/// and the ramp's steps of 15 s show only where to look.
-pub const HOLD_STEP_S: f64 = 60.0;
-
 /// The hold's rates after a ramp whose highest bounded rate was `bounded`:
 /// 10 % below it (a rate kept for 15 s is not always kept for a minute, and
 /// the hold stops at its first step that does not keep up), that rate, then
 /// 5 and 10 % above it, to the nearest 50.
-pub fn hold_rates(bounded: f64) -> Vec<f64> {
+fn hold_rates(bounded: f64) -> Vec<f64> {
     [0.9, 1.0, 1.05, 1.10]
         .iter()
         .map(|f| (bounded * f / 50.0).round() * 50.0)
@@ -83,15 +79,20 @@ pub fn hold_rates(bounded: f64) -> Vec<f64> {
 }
 
 /// The hold (`all`, after `ramp`): a ramp over the [`hold_rates`] of the ramp's
-/// highest bounded rate, [`HOLD_STEP_S`] per step (5 s with --quick, a smoke
-/// test), so the sustained figure is one the pipeline kept for a minute.
+/// highest bounded rate, [`SUSTAINED_FOR_S`] per step (the target's minute;
+/// the ramp's steps of 15 s show only where to look; 5 s with --quick, a
+/// smoke test).
 pub async fn hold(ctx: &Ctx, ramp: &RampRun) -> Result<RampRun> {
     let Some(rate) = ramp.highest_bounded_rate else {
         return Err(Error::Config(
             "the ramp had no bounded step, so there is no rate to hold".into(),
         ));
     };
-    let step_s = if ctx.common.quick { 5.0 } else { HOLD_STEP_S };
+    let step_s = if ctx.common.quick {
+        5.0
+    } else {
+        SUSTAINED_FOR_S
+    };
     ramp_over(ctx, "hold", &hold_rates(rate), step_s).await
 }
 
