@@ -26,7 +26,7 @@ use crate::outbox::relay::{Relay, RunRelay};
 use crate::outbox::EventWriter;
 use crate::routes;
 use crate::service::tasks::{Tasks, WriteSettings};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::store::migrations;
 
 /// A built, not yet running, backend.
@@ -111,7 +111,7 @@ impl Application {
         // long for one that is not.
         wait_first_attempts(&[&database, &kafka]).await?;
 
-        let state = AppState {
+        let state = AppState::new(Shared {
             pool: pool.clone(),
             tasks: Tasks::new(
                 pool.clone(),
@@ -129,7 +129,7 @@ impl Application {
             metrics,
             database: database.clone(),
             kafka: kafka.clone(),
-        };
+        });
         let router = routes::router(state, Duration::from_millis(config.request_timeout_ms));
         Ok(Self {
             listener,

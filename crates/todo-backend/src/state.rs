@@ -10,9 +10,31 @@ use todo_runtime::dependency::Dependency;
 use crate::auth::Auth;
 use crate::service::tasks::Tasks;
 
-/// What every handler can reach.
+/// What every handler can reach: a handle to one [`Shared`], which it derefs
+/// to.
+///
+/// NB: axum clones the state for every extractor and layer that takes it, so
+/// a clone is one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// The state of one running API.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state's contents.
+pub struct Shared {
     /// The database (for readiness).
     pub pool: PgPool,
     /// The task use cases.

@@ -13,6 +13,7 @@ use axum::Router;
 use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
@@ -65,14 +66,19 @@ pub async fn request_layer(req: Request, next: Next) -> Response {
 
 /// The outer layers of every router: request span and metrics, a request
 /// timeout (503 when it fires), and panics turned into 500s.
+///
+/// NB: one `Router::layer` call for the three: each call wraps every route in
+/// one more boxed service, cloned, allocated and polled on every request.
 pub fn with_common_layers(router: Router, request_timeout: Duration) -> Router {
-    router
-        .layer(axum::middleware::from_fn(request_layer))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            request_timeout,
-        ))
-        .layer(CatchPanicLayer::new())
+    router.layer(
+        ServiceBuilder::new()
+            .layer(CatchPanicLayer::new())
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                request_timeout,
+            ))
+            .layer(axum::middleware::from_fn(request_layer)),
+    )
 }
 
 /// `router`'s routes answer `not_ready()` (a 503 problem) until `dependency`

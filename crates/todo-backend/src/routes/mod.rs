@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::Router;
+use tower::ServiceBuilder;
 
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT_BYTES;
@@ -26,13 +27,18 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .merge(tasks)
         .merge(health::router())
         .merge(openapi::router())
-        .layer(axum::middleware::from_fn(
-            crate::telemetry::correlation_layer,
-        ))
-        .layer(axum::middleware::from_fn(
-            todo_runtime::trace::request_layer,
-        ))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        // One layer call for the three (see `with_common_layers`), outermost
+        // first.
+        .layer(
+            ServiceBuilder::new()
+                .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+                .layer(axum::middleware::from_fn(
+                    todo_runtime::trace::request_layer,
+                ))
+                .layer(axum::middleware::from_fn(
+                    crate::telemetry::correlation_layer,
+                )),
+        )
         .with_state(state);
     // Outermost: an unknown path's 404 and a timeout's 503 are problem
     // documents too, like every other error answer.

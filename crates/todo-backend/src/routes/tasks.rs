@@ -26,7 +26,8 @@ pub const MAX_PAGE: i64 = 500;
 /// Page size when `limit` is not given.
 pub const DEFAULT_PAGE: i64 = 50;
 
-/// The task routes.
+/// The task routes. Error answers that no handler wrote become problem
+/// documents in [`super::router`]'s outermost layer.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/tasks", post(create_task).get(list_tasks))
@@ -35,7 +36,6 @@ pub fn router() -> Router<AppState> {
             get(get_task).put(update_task).delete(delete_task),
         )
         .route("/tasks/{id}/complete", post(complete_task))
-        .layer(axum::middleware::from_fn(todo_api::bare_errors_as_problems))
 }
 
 /// Body of `POST /tasks`.
