@@ -131,13 +131,7 @@ dapr_metrics_port() { echo $(($(dapr_base_port "$1") + 3)); }
 dapr_pidfile() { echo "$RUN/$1.pid"; }
 dapr_url() { echo "http://127.0.0.1:$(dapr_http_port "$1")"; }
 
-# NB: a killed sidecar stays a zombie until init reaps it (about 2 s here);
-# it counts as gone, so `./dev kill` then `./dev start` works at once.
-dapr_pid() {
-  local pid
-  pid=$(pidfile_pid "$(dapr_pidfile "$1")")
-  if pid_alive "$pid" && [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then echo "$pid"; fi
-}
+dapr_pid() { pidfile_pid "$(dapr_pidfile "$1")"; }
 
 # Outbound: components loaded (the sidecar can publish). Full: the app's port
 # answers too (the sidecar delivers to it).

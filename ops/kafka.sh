@@ -104,11 +104,7 @@ EOF
   fi
 }
 
-kafka_pid() {
-  local pid
-  pid=$(pidfile_pid "$(kafka_pidfile "$1")")
-  if pid_alive "$pid"; then echo "$pid"; fi
-}
+kafka_pid() { pidfile_pid "$(kafka_pidfile "$1")"; }
 
 kafka_started() { grep -q 'Kafka Server started' "$(kafka_log "$1")" 2>/dev/null; }
 

@@ -96,7 +96,9 @@ pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 # (SIGKILL, a crash) leaves its pid free for reuse: a process that holds it now
 # started after the file was written, and is someone else's (another checkout's
 # Kafka, a shell). Stopping it would kill a stranger. A minute of slack covers
-# start times in whole seconds and a wall clock that stepped forward.
+# start times in whole seconds and a wall clock that stepped forward. A zombie
+# (killed, not yet reaped by init: about 2 s here) counts as gone, so `./dev
+# kill` then `./dev start` works at once.
 pidfile_pid() {
   [ -f "$1" ] || return 0
   local pid stat up written
@@ -108,6 +110,7 @@ pidfile_pid() {
   # Field 22 of /proc/PID/stat, the start in clock ticks after boot, is the
   # 20th after the command name (which may hold spaces) and its ')'.
   set -- ${stat##*) }
+  [ "$1" != Z ] || return 0
   [ $(($(date +%s) - ${up%.*} + ${20} / $(getconf CLK_TCK))) -le $((written + 60)) ] && echo "$pid"
   return 0
 }

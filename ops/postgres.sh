@@ -47,11 +47,7 @@ pg_reachable_dir() {
   PG_SOCK=$PG_DIR/run
 }
 
-pg_pid() {
-  local pid
-  pid=$(pidfile_pid "$PG_DATA/postmaster.pid")
-  if pid_alive "$pid"; then echo "$pid"; fi
-}
+pg_pid() { pidfile_pid "$PG_DATA/postmaster.pid"; }
 
 pg_ready() { "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$TODO_PG_PORT"; }
 

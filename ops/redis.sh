@@ -4,11 +4,7 @@
 REDIS_DIR=$LOCAL/redis
 REDIS_PIDFILE=$REDIS_DIR/redis.pid
 
-redis_pid() {
-  local pid
-  pid=$(pidfile_pid "$REDIS_PIDFILE")
-  if pid_alive "$pid"; then echo "$pid"; fi
-}
+redis_pid() { pidfile_pid "$REDIS_PIDFILE"; }
 
 redis_ready() { redis-cli -h 127.0.0.1 -p "$TODO_REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 

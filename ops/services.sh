@@ -15,11 +15,7 @@ service_pidfile() { echo "$RUN/$1.pid"; }
 service_exists() { [ -f "$ROOT/crates/$(service_crate "$1")/src/main.rs" ]; }
 service_url() { echo "http://127.0.0.1:$(service_port "$1")"; }
 
-service_pid() {
-  local pid
-  pid=$(pidfile_pid "$(service_pidfile "$1")")
-  if pid_alive "$pid"; then echo "$pid"; fi
-}
+service_pid() { pidfile_pid "$(service_pidfile "$1")"; }
 
 service_healthy() { curl -fsS -m 2 "$(service_url "$1")/health" >/dev/null 2>&1; }
 
