@@ -8,6 +8,7 @@ use todo_events::{ContentType, EventVersion};
 use todo_outbox::write::DEFAULT_BATCH_MAX;
 
 use crate::mix::Mix;
+use crate::scenario::warmup::{self, Warmup};
 
 /// Concurrent statements of the PostgreSQL ceiling: one per core of the
 /// reference machine, so that the ceiling is PostgreSQL's, not one
@@ -68,7 +69,8 @@ pub struct Common {
     #[arg(long, global = true)]
     pub quick: bool,
     /// Seconds of unrecorded load at an open-loop scenario's first rate
-    /// before it measures (default 10; 2 with --quick; 0: none).
+    /// before it measures (default: until the pipeline's latency stops
+    /// falling, 15 to 120 s; 2 with --quick; 0: none).
     #[arg(long, global = true)]
     pub warmup_s: Option<f64>,
     /// Report directory (default `target/bench/<scenario>-<timestamp>/`).
@@ -152,11 +154,13 @@ pub struct Common {
 }
 
 impl Common {
-    /// The warm-up in seconds (see [`Common::warmup_s`]'s option).
-    pub fn warmup(&self) -> f64 {
-        self.warmup_s
-            .unwrap_or(if self.quick { 2.0 } else { 10.0 })
-            .max(0.0)
+    /// The warm-up (see [`Common::warmup_s`]'s option).
+    pub fn warmup(&self) -> Warmup {
+        match (self.warmup_s, self.quick) {
+            (Some(seconds), _) => Warmup::Fixed(seconds.max(0.0)),
+            (None, true) => Warmup::Fixed(2.0),
+            (None, false) => warmup::DEFAULT,
+        }
     }
 }
 

@@ -81,10 +81,31 @@ fn api_md(out: &mut String, a: &ApiReport) {
     }
 }
 
+/// How the warm-up ended, and the pipeline's latency over it.
+fn warmup_md(r: &LoadRun) -> String {
+    let means = r
+        .warmup_window_means_ms
+        .iter()
+        .map(|m| opt(m.map(|m| format!("{m:.1}"))))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match r.warmup_settled {
+        None => String::new(),
+        Some(settled) => format!(
+            " ({}; the pipeline's mean latency per 5 s: {means} ms)",
+            if settled {
+                "until the pipeline's latency settled"
+            } else {
+                "the pipeline's latency still falling at the warm-up's maximum"
+            }
+        ),
+    }
+}
+
 fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
     let _ = writeln!(
         out,
-        "\n## {title}\n\n{} loop, {}, {:.0} s after {:.0} s of unrecorded warm-up, mix `{}`, correlation id `{}`; waited {:.1} s for the last events; \
+        "\n## {title}\n\n{} loop, {}, {:.0} s after {:.0} s of unrecorded warm-up{}, mix `{}`, correlation id `{}`; waited {:.1} s for the last events; \
          machine CPU busy {} % on average (all processes; {} % in the 2 s before the load); todo-bench used {} CPU s.",
         r.mode,
         match (r.rate_per_s, r.concurrency) {
@@ -94,6 +115,7 @@ fn run_md(out: &mut String, title: &str, r: &LoadRun, plots: &str) {
         },
         r.duration_s,
         r.warmup_s,
+        warmup_md(r),
         r.mix,
         r.correlation_id,
         r.drain_wait_s,
@@ -487,5 +509,23 @@ mod tests {
             header.contains("CPU workload 123 ms, durable 8 KiB write 231 µs."),
             "{header}"
         );
+    }
+
+    #[test]
+    fn a_run_says_how_its_warm_up_ended() {
+        let mut r = LoadRun {
+            warmup_s: 10.0,
+            ..Default::default()
+        };
+        assert_eq!(warmup_md(&r), "", "a fixed warm-up has nothing to add");
+        r.warmup_settled = Some(true);
+        r.warmup_window_means_ms = vec![Some(36.04), None, Some(18.0)];
+        assert_eq!(
+            warmup_md(&r),
+            " (until the pipeline's latency settled; the pipeline's mean latency per 5 s: \
+             36.0, n/a, 18.0 ms)"
+        );
+        r.warmup_settled = Some(false);
+        assert!(warmup_md(&r).contains("still falling"));
     }
 }

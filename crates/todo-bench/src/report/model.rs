@@ -103,6 +103,16 @@ pub struct LoadRun {
     /// from before warm-ups).
     #[serde(default)]
     pub warmup_s: f64,
+    /// How the warm-up ended: `true` once the pipeline's latency had
+    /// settled, `false` when it was still falling at the warm-up's maximum,
+    /// `null` for a warm-up of fixed length (`--warmup-s`, `--quick`).
+    #[serde(default)]
+    pub warmup_settled: Option<bool>,
+    /// The pipeline's mean latency in ms per 5 s window of the warm-up
+    /// (write to effects: relay pickup, delivery and processing, from the
+    /// services' histograms); `null` for a window without events.
+    #[serde(default)]
+    pub warmup_window_means_ms: Vec<Option<f64>>,
     /// Request mix.
     pub mix: String,
     /// The run's correlation id (outbox and audit log rows carry it).
@@ -633,7 +643,9 @@ mod tests {
                 "publish",
                 "rate_per_s",
                 "timeline",
-                "warmup_s"
+                "warmup_s",
+                "warmup_settled",
+                "warmup_window_means_ms"
             ]
         );
         assert_eq!(

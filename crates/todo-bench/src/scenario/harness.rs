@@ -8,6 +8,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::probes::{cpu_busy_over, own_cpu_s, wait_quiet};
+use super::warmup::{warm_up, WarmedUp};
 use super::{progress, Ctx};
 use crate::client::{Api, Target};
 use crate::error::{Error, Result};
@@ -35,8 +36,8 @@ pub enum Load {
 
 /// Everything one load run measured.
 pub struct Measured {
-    /// Seconds of unrecorded warm-up before the run.
-    pub warmup_s: f64,
+    /// The unrecorded warm-up before the run.
+    pub warmed: WarmedUp,
     /// The run's correlation id.
     pub correlation_id: uuid::Uuid,
     /// Per target.
@@ -121,14 +122,11 @@ pub async fn measure(
     }
     let cpu_busy_before_pct = cpu_busy_over(Duration::from_secs(2)).await;
     // NB: after the idle machine's CPU is read, and right before the run.
-    let warmup_s = match &load {
-        Load::Open(_) if hooks.skip_warmup => 0.0,
-        Load::Open(s) => {
-            let seconds = ctx.common.warmup();
-            warm_up(ctx, &targets, s.steps[0].rate, seconds).await;
-            seconds
+    let warmed = match &load {
+        Load::Open(s) if !hooks.skip_warmup => {
+            warm_up(ctx, &targets, s.steps[0].rate, ctx.common.warmup()).await
         }
-        Load::Closed { .. } => 0.0,
+        _ => WarmedUp::default(),
     };
     let driver = Driver::new(api, targets, ctx.common.mix.clone());
     let before = sampler::scrape_all(&ctx.http, &ctx.events_metrics_urls()).await;
@@ -239,7 +237,7 @@ pub async fn measure(
     let events = pipeline::fetch(&ctx.backend_db, &ctx.events_db, &marks).await?;
     Ok((
         Measured {
-            warmup_s,
+            warmed,
             correlation_id,
             recorders,
             window,
@@ -320,7 +318,9 @@ pub(super) fn load_run(
 ) -> LoadRun {
     let pipeline = pipeline::analyse(&m.events, m.window.as_secs_f64());
     LoadRun {
-        warmup_s: m.warmup_s,
+        warmup_s: m.warmed.seconds,
+        warmup_settled: m.warmed.settled,
+        warmup_window_means_ms: m.warmed.window_means_ms.clone(),
         mode: mode.into(),
         rate_per_s: rate,
         concurrency,
@@ -354,27 +354,4 @@ pub(super) fn backend_targets(ctx: &Ctx) -> Vec<Arc<Target>> {
             Arc::new(Target::new(&name, url))
         })
         .collect()
-}
-
-/// Unrecorded load on `targets` at `rate` for `seconds` (their task pools
-/// are kept): fresh processes open their connection pools and fill their
-/// caches, and the pipeline reaches its steady state, before a scenario
-/// measures.
-async fn warm_up(ctx: &Ctx, targets: &[Arc<Target>], rate: f64, seconds: f64) {
-    if seconds <= 0.0 {
-        return;
-    }
-    let api = Api::new(
-        uuid::Uuid::new_v4(),
-        Duration::from_millis(ctx.common.timeout_ms),
-    );
-    let driver = Driver::new(api, targets.to_vec(), ctx.common.mix.clone());
-    let schedule = Schedule::constant(rate, Duration::from_secs_f64(seconds));
-    let start = Instant::now();
-    let (tx, collector) = load::collect(targets.iter().map(|t| t.name.clone()).collect(), start);
-    let in_flight = Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT));
-    load::open_loop(&driver, start, schedule.slots(), &in_flight, &tx).await;
-    load::wait_in_flight(&in_flight, DEFAULT_MAX_IN_FLIGHT).await;
-    drop(tx);
-    let _ = collector.await;
 }

@@ -12,6 +12,7 @@ mod ramp;
 mod scale;
 mod settle;
 mod steady;
+pub mod warmup;
 
 use std::path::PathBuf;
 use std::sync::Arc;

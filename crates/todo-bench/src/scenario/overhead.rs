@@ -68,7 +68,7 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
              is the request path's: the request span and the write batch's span. End-to-end \
              figures are those of both sides together through the stack's relay and event \
              service. Requests alternate between the two, {} req/s each, so both sides share \
-             the machine's load at the same moment. {} s of unrecorded warm-up first.",
+             the machine's load at the same moment. Unrecorded warm-up first ({}).",
             on.url, sink.url, off.url, args.rate, warmup
         )
     } else {
@@ -77,8 +77,8 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
          database, identical but for EVENTS_ENABLED (true on {}, false on {}); neither runs a \
          relay (RELAY_ENABLED=false: the stack's backend publishes the events-on side's rows), so \
          the only difference on the request path is the outbox write. Requests alternate between \
-         the two, {} req/s each, so both sides share the machine's load at the same moment. {} s \
-         of unrecorded warm-up first. The events-off side's tasks are deleted through it at the \
+         the two, {} req/s each, so both sides share the machine's load at the same moment. \
+         Unrecorded warm-up first ({}). The events-off side's tasks are deleted through it at the \
          end (no events), so the event service's projection never misses them. End-to-end \
          figures of this scenario include the stack relay's poll interval (its wake-up signal \
          only comes from its own process's writes).",
