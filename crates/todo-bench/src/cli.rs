@@ -8,7 +8,7 @@ use todo_events::{ContentType, EventVersion};
 use todo_outbox::write::DEFAULT_BATCH_MAX;
 
 use crate::mix::Mix;
-use crate::scenario::warmup::{self, Warmup};
+use crate::scenario::warmup::Warmup;
 
 /// Concurrent statements of the PostgreSQL ceiling: one per core of the
 /// reference machine, so that the ceiling is PostgreSQL's, not one
@@ -69,8 +69,9 @@ pub struct Common {
     #[arg(long, global = true)]
     pub quick: bool,
     /// Seconds of unrecorded load at an open-loop scenario's first rate
-    /// before it measures (default: until the pipeline's latency stops
-    /// falling, 15 to 120 s; 2 with --quick; 0: none).
+    /// before it measures (default: before the process's first scenario,
+    /// until the pipeline's latency stops falling, 60 to 180 s; 10 before
+    /// the others; 2 with --quick; 0: none).
     #[arg(long, global = true)]
     pub warmup_s: Option<f64>,
     /// Report directory (default `target/bench/<scenario>-<timestamp>/`).
@@ -159,7 +160,7 @@ impl Common {
         match (self.warmup_s, self.quick) {
             (Some(seconds), _) => Warmup::Fixed(seconds.max(0.0)),
             (None, true) => Warmup::Fixed(2.0),
-            (None, false) => warmup::DEFAULT,
+            (None, false) => Warmup::Default,
         }
     }
 }

@@ -123,9 +123,7 @@ pub async fn measure(
     let cpu_busy_before_pct = cpu_busy_over(Duration::from_secs(2)).await;
     // NB: after the idle machine's CPU is read, and right before the run.
     let warmed = match &load {
-        Load::Open(s) if !hooks.skip_warmup => {
-            warm_up(ctx, &targets, s.steps[0].rate, ctx.common.warmup()).await
-        }
+        Load::Open(s) if !hooks.skip_warmup => warm_up(ctx, &targets, s.steps[0].rate).await,
         _ => WarmedUp::default(),
     };
     let driver = Driver::new(api, targets, ctx.common.mix.clone());

@@ -15,6 +15,7 @@ mod steady;
 pub mod warmup;
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +61,9 @@ pub struct Ctx {
     pub backends: Vec<String>,
     /// The event services whose /metrics are summed (one consumer group).
     pub event_services: Vec<String>,
+    /// Whether an open-loop run of this process has warmed the stack up
+    /// (shared by the clones that scenarios make).
+    warmed_up: Arc<AtomicBool>,
 }
 
 impl Ctx {
@@ -97,6 +101,7 @@ impl Ctx {
             http,
             lag,
             out,
+            warmed_up: Arc::new(AtomicBool::new(false)),
         })
     }
 
