@@ -5,10 +5,10 @@
 //!
 //! By default the first open-loop run of a `todo-bench` process warms up
 //! until the pipeline's latency has stopped falling, for at least a minute:
-//! on the reference machine a freshly started stack takes 60–90 s of load to
-//! settle, and a restarted broker about 60 s, while the broker's JVM compiles
-//! its hot paths on the same two cores. Its latency can stay flat for 20 s
-//! and then halve, so no trend seen within the first minute says that it is
+//! on the reference machine a freshly started stack takes 40–75 s of load to
+//! settle, and a restarted broker about 50 s, while the broker's JVM compiles
+//! its hot paths on the same two cores. Its latency can stay flat for 25–35 s
+//! and then halve, so no trend seen in the first half minute says that it is
 //! settled. Later runs of the process find the stack warm, and warm up 10 s.
 //!
 //! Settled is judged on the services' own histograms, so the warm-up needs no
