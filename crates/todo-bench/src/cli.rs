@@ -155,12 +155,13 @@ pub struct Common {
 }
 
 impl Common {
-    /// The warm-up (see [`Common::warmup_s`]'s option).
-    pub fn warmup(&self) -> Warmup {
+    /// The warm-up chosen (see [`Common::warmup_s`]'s option); `None`: the
+    /// default, which depends on what the process ran before.
+    pub fn warmup(&self) -> Option<Warmup> {
         match (self.warmup_s, self.quick) {
-            (Some(seconds), _) => Warmup::Fixed(seconds.max(0.0)),
-            (None, true) => Warmup::Fixed(2.0),
-            (None, false) => Warmup::Default,
+            (Some(seconds), _) => Some(Warmup::Fixed(seconds.max(0.0))),
+            (None, true) => Some(Warmup::Fixed(2.0)),
+            (None, false) => None,
         }
     }
 }

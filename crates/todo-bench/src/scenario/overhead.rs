@@ -56,7 +56,6 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
     };
     let on_target = Arc::new(Target::new(names.0, &on.url));
     let off_target = Arc::new(Target::new(names.1, &off.url));
-    let warmup = ctx.common.warmup();
     let method = if let Some(sink) = &sink {
         format!(
             "Two todo-backend instances started by todo-bench from the same binary against the \
@@ -68,8 +67,8 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
              is the request path's: the request span and the write batch's span. End-to-end \
              figures are those of both sides together through the stack's relay and event \
              service. Requests alternate between the two, {} req/s each, so both sides share \
-             the machine's load at the same moment. Unrecorded warm-up first ({}).",
-            on.url, sink.url, off.url, args.rate, warmup
+             the machine's load at the same moment.",
+            on.url, sink.url, off.url, args.rate
         )
     } else {
         format!(
@@ -78,11 +77,11 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
          relay (RELAY_ENABLED=false: the stack's backend publishes the events-on side's rows), so \
          the only difference on the request path is the outbox write. Requests alternate between \
          the two, {} req/s each, so both sides share the machine's load at the same moment. \
-         Unrecorded warm-up first ({}). The events-off side's tasks are deleted through it at the \
+         The events-off side's tasks are deleted through it at the \
          end (no events), so the event service's projection never misses them. End-to-end \
          figures of this scenario include the stack relay's poll interval (its wake-up signal \
          only comes from its own process's writes).",
-            on.url, off.url, args.rate, warmup
+            on.url, off.url, args.rate
         )
     };
     let targets = vec![on_target, off_target.clone()];
@@ -125,7 +124,10 @@ pub async fn overhead(ctx: &Ctx, args: &OverheadArgs) -> Result<OverheadRun> {
     let run = OverheadRun {
         compared: feature.to_owned(),
         exports_received: exported,
-        method,
+        method: format!(
+            "{method} {:.0} s of unrecorded warm-up first.",
+            m.warmed.seconds
+        ),
         rate_per_side: args.rate,
         duration_s: stats::round3(m.window.as_secs_f64()),
         overhead_p50_ms: stats::round3(on.latency.p50_ms - offr.latency.p50_ms),

@@ -18,7 +18,6 @@
 //! never that it be low: a stack whose steady state misses a target still
 //! misses it.
 
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,12 +44,9 @@ pub enum Warmup {
         /// Seconds at most.
         max_s: f64,
     },
-    /// [`FIRST`] for the first open-loop run of the process, [`LATER`] for
-    /// the others.
-    Default,
 }
 
-/// The default's first warm-up.
+/// The default's first warm-up of a process.
 pub const FIRST: Warmup = Warmup::UntilSettled {
     min_s: 60.0,
     max_s: 180.0,
@@ -58,19 +54,6 @@ pub const FIRST: Warmup = Warmup::UntilSettled {
 
 /// The default's later warm-ups: the stack has just carried a scenario.
 pub const LATER: Warmup = Warmup::Fixed(10.0);
-
-impl fmt::Display for Warmup {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Warmup::Fixed(s) => write!(f, "{s:.0} s"),
-            Warmup::UntilSettled { min_s, max_s } => write!(
-                f,
-                "{min_s:.0}–{max_s:.0} s, until the pipeline's latency settles"
-            ),
-            Warmup::Default => write!(f, "{FIRST} before the first scenario, {LATER} later"),
-        }
-    }
-}
 
 /// Length of the windows the latency is averaged over.
 pub const WINDOW: Duration = Duration::from_secs(5);
@@ -169,17 +152,18 @@ fn window_mean_ms(before: &Totals, after: &Totals) -> Option<f64> {
 }
 
 /// Unrecorded load on `targets` at `rate`, as long as `ctx`'s warm-up says
-/// (their task pools are kept).
+/// ([`FIRST`] then [`LATER`] unless chosen; their task pools are kept).
 pub(super) async fn warm_up(ctx: &Ctx, targets: &[Arc<Target>], rate: f64) -> WarmedUp {
-    let warmup = match ctx.common.warmup() {
-        Warmup::Default if ctx.warmed_up.swap(true, Ordering::Relaxed) => LATER,
-        Warmup::Default => FIRST,
-        chosen => chosen,
-    };
+    let warmup = ctx.common.warmup().unwrap_or_else(|| {
+        if ctx.warmed_up.swap(true, Ordering::Relaxed) {
+            LATER
+        } else {
+            FIRST
+        }
+    });
     let (min_s, max_s) = match warmup {
         Warmup::Fixed(s) => (s, s),
         Warmup::UntilSettled { min_s, max_s } => (min_s, max_s.max(min_s)),
-        Warmup::Default => unreachable!("resolved above"),
     };
     if max_s <= 0.0 {
         return WarmedUp::default();
@@ -203,7 +187,7 @@ pub(super) async fn warm_up(ctx: &Ctx, targets: &[Arc<Target>], rate: f64) -> Wa
     let send = load::open_loop(&driver, start, slots, &in_flight, &tx);
     let watch = async {
         let mut means = Vec::new();
-        if !matches!(warmup, Warmup::UntilSettled { .. }) {
+        if let Warmup::Fixed(_) = warmup {
             return (means, None);
         }
         let mut before = scrape_totals(ctx).await;
