@@ -44,6 +44,11 @@ pub struct Config {
     /// Most writes in one statement.
     #[arg(long, env = "BATCH_MAX", default_value_t = todo_outbox::write::DEFAULT_BATCH_MAX)]
     pub batch_max: usize,
+    /// Bytes of the tasks this instance wrote last that it keeps, so that a
+    /// change to one of them need not read it first (every write still checks
+    /// the task's version). 0: every change reads first.
+    #[arg(long, env = "TASK_CACHE_BYTES", default_value_t = 32 << 20)]
+    pub task_cache_bytes: u64,
     /// Write an outbox row (and so an event) for every change: the rollout flag.
     #[arg(long, env = "EVENTS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub events_enabled: bool,

@@ -24,6 +24,10 @@ pub const TASK_WRITE_BATCH_SIZE: &str = "task_write_batch_size";
 /// Task reads per statement: the reads that changes make first, batched the
 /// same way (`op="read"`).
 pub const TASK_READ_BATCH_SIZE: &str = "task_read_batch_size";
+/// Changes that looked their task up among the tasks this instance wrote
+/// last, by `result`: hit (no read), miss (read first), stale (the write did
+/// not apply; read again).
+pub const TASK_CACHE_LOOKUPS_TOTAL: &str = "task_cache_lookups_total";
 /// 1 while this process is the active relay.
 pub const OUTBOX_RELAY_ACTIVE: &str = "outbox_relay_active";
 
@@ -68,6 +72,10 @@ pub fn install() -> PrometheusHandle {
         Unit::Count,
         "Task reads per statement: the reads that update, complete and delete make first, batched the same way"
     );
+    describe_counter!(
+        TASK_CACHE_LOOKUPS_TOTAL,
+        "Changes that looked their task up among the tasks this instance wrote last, by result: hit (no read first), miss, stale (written again after a read)"
+    );
     todo_runtime::http::describe_metrics();
     handle
 }
@@ -95,6 +103,10 @@ pub(crate) fn publish_failed(event_type: &str) {
 /// or `TASK_READ_BATCH_SIZE`).
 pub(crate) fn batch_size(metric: &'static str, op: &'static str, size: usize) {
     histogram!(metric, "op" => op).record(size as f64);
+}
+
+pub(crate) fn task_cache_lookup(result: &'static str) {
+    counter!(TASK_CACHE_LOOKUPS_TOTAL, "result" => result).increment(1);
 }
 
 pub(crate) fn relay_active(active: bool) {

@@ -120,6 +120,7 @@ impl Application {
                     id_block: config.task_id_block,
                     writers: config.batch_writers,
                     max_batch: config.batch_max,
+                    cache_bytes: config.task_cache_bytes,
                 },
             ),
             auth: config

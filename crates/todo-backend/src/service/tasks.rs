@@ -4,6 +4,8 @@
 //! request path. Changes to an existing task read it, compute the new
 //! version and write it only if the task is still at the version read
 //! (optimistic concurrency), retrying when another change got there first.
+//! A task this instance wrote recently is not read: its state as written
+//! (`RecentTasks`) stands in for the read, under the same version check.
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use todo_events::Payload;
 use crate::domain::{now, Task, TaskDescription, TaskId, TaskStatus, TaskTitle};
 use crate::error::{ApiError, Result};
 use crate::outbox::{payloads, EventWriter, Origin, OutboxRow};
+use crate::service::recent_tasks::{Lookup, RecentTasks};
 use crate::store::batched_reads::Reads;
 use crate::store::batched_writes::{Changes, Creates, Deletes};
 use crate::store::batcher::Batcher;
@@ -32,6 +35,9 @@ pub struct WriteSettings {
     pub writers: usize,
     /// Most writes in one statement.
     pub max_batch: usize,
+    /// Bytes of recently written tasks kept to skip the read before a
+    /// change (0: off).
+    pub cache_bytes: u64,
 }
 
 /// The task use cases over one database. `user` scopes every one: `None`
@@ -46,6 +52,7 @@ pub struct Tasks {
     changes: Batcher<Changes>,
     deletes: Batcher<Deletes>,
     reads: Batcher<Reads>,
+    recent: RecentTasks,
 }
 
 /// What `PUT /tasks/{id}` asks to change; `None` keeps a field.
@@ -97,6 +104,7 @@ impl Tasks {
             id_block,
             writers,
             max_batch,
+            cache_bytes,
         } = settings;
         Self {
             ids: Arc::new(TaskIds::new(id_block)),
@@ -104,6 +112,7 @@ impl Tasks {
             changes: Batcher::start(pool.clone(), writers, max_batch),
             deletes: Batcher::start(pool.clone(), writers, max_batch),
             reads: Batcher::start(pool.clone(), writers, max_batch),
+            recent: RecentTasks::new(cache_bytes),
             pool,
             events,
         }
@@ -121,6 +130,7 @@ impl Tasks {
         let task = Task::new(id, title, description, user, now());
         let event = self.prepare(payloads::created(&task), origin)?;
         self.creates.run((task.clone(), event)).await?;
+        self.recent.remember(&task);
         self.events.wake();
         Ok(task)
     }
@@ -214,6 +224,11 @@ impl Tasks {
     /// its event) if the task is still at the version read; otherwise reads
     /// again, up to [`MAX_ATTEMPTS`]. Returns the task as written (a deleted
     /// one as it was last read; an unchanged one as it is).
+    ///
+    /// The first attempt takes the task from `recent` when it is there. A
+    /// write from it that does not apply means the row moved on: the task is
+    /// forgotten and read. An answer without a write (`Next::Keep`) is never
+    /// given from `recent`: the task is read to confirm it.
     async fn write_checked(
         &self,
         id: i64,
@@ -221,24 +236,53 @@ impl Tasks {
         origin: Origin,
         next: impl Fn(&Task) -> Next,
     ) -> Result<Task> {
+        let mut remembered = self.recent.is_on();
         for _ in 0..MAX_ATTEMPTS {
-            let before = self.read(id, user).await?;
+            let cached = remembered.then(|| self.recent.get(id, user)).flatten();
+            if remembered {
+                (if cached.is_some() {
+                    Lookup::Hit
+                } else {
+                    Lookup::Miss
+                })
+                .count();
+            }
+            let from_recent = cached.is_some();
+            remembered = false;
+            let before = match cached {
+                Some(task) => task,
+                None => self.read(id, user).await?,
+            };
             let written = match next(&before) {
+                Next::Keep if from_recent => continue,
                 Next::Keep => return Ok(before),
                 Next::Change(after, payload) => {
                     let event = self.prepare(payload, origin)?;
                     let applied = self.changes.run((after.clone(), event)).await?;
+                    if applied {
+                        self.recent.remember(&after);
+                    }
                     applied.then_some(after)
                 }
                 Next::Delete(payload) => {
                     let event = self.prepare(payload, origin)?;
                     let applied = self.deletes.run((before.id, before.version, event)).await?;
+                    if applied {
+                        self.recent.forget(id);
+                    }
                     applied.then_some(before)
                 }
             };
-            if let Some(task) = written {
-                self.events.wake();
-                return Ok(task);
+            match written {
+                Some(task) => {
+                    self.events.wake();
+                    return Ok(task);
+                }
+                None if from_recent => {
+                    Lookup::Stale.count();
+                    self.recent.forget(id);
+                }
+                None => {}
             }
         }
         Err(ApiError::Conflict(id))

@@ -5,5 +5,6 @@ mod bad_input;
 mod batching;
 mod dapr;
 mod helpers;
+mod recent_tasks;
 mod relay;
 mod tasks;
