@@ -35,33 +35,6 @@ impl Weighter<i64, Task> for TaskBytes {
 /// A rough task size, to size the cache's table: a struct, a short title.
 const TYPICAL_TASK_BYTES: u64 = 256;
 
-/// What a lookup found, as the `result` label of `task_cache_lookups_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lookup {
-    /// The task was remembered, and the change used it.
-    Hit,
-    /// Not remembered (or not visible to the user): read from the database.
-    Miss,
-    /// Remembered, but the row had moved on: the write did not apply, and
-    /// the change read the task again.
-    Stale,
-}
-
-impl Lookup {
-    fn label(self) -> &'static str {
-        match self {
-            Lookup::Hit => "hit",
-            Lookup::Miss => "miss",
-            Lookup::Stale => "stale",
-        }
-    }
-
-    /// Counts one lookup with this result.
-    pub fn count(self) {
-        crate::metrics::task_cache_lookup(self.label());
-    }
-}
-
 /// Tasks by id, up to a number of bytes; `None` when the cache is off.
 #[derive(Clone)]
 pub struct RecentTasks {
@@ -79,9 +52,17 @@ impl RecentTasks {
     }
 
     /// The remembered state of task `id`, if `user` may see it (`None`: no
-    /// auth, every task). A task the user may not see is a miss, so that its
-    /// 404 comes from the database, as for any other read.
-    pub fn get(&self, id: i64, user: Option<&str>) -> Option<Task> {
+    /// auth, every task), counted as a hit or a miss. A task the user may
+    /// not see is a miss, so that its 404 comes from the database, as for
+    /// any other read.
+    pub fn lookup(&self, id: i64, user: Option<&str>) -> Option<Task> {
+        self.cache.as_ref()?;
+        let task = self.get(id, user);
+        crate::metrics::task_cache_lookup(if task.is_some() { "hit" } else { "miss" });
+        task
+    }
+
+    fn get(&self, id: i64, user: Option<&str>) -> Option<Task> {
         let task = self.cache.as_ref()?.get(&id)?;
         match user {
             Some(user) if task.user_id.as_deref() != Some(user) => None,
@@ -96,16 +77,18 @@ impl RecentTasks {
         }
     }
 
-    /// Forgets task `id` (deleted, or found stale).
+    /// Forgets task `id`: deleted.
     pub fn forget(&self, id: i64) {
         if let Some(cache) = &self.cache {
             cache.remove(&id);
         }
     }
 
-    /// Whether the cache is on.
-    pub fn is_on(&self) -> bool {
-        self.cache.is_some()
+    /// Forgets task `id`: a write from its remembered state did not apply,
+    /// so the row has moved on. Counted as stale.
+    pub fn found_stale(&self, id: i64) {
+        crate::metrics::task_cache_lookup("stale");
+        self.forget(id);
     }
 }
 
@@ -170,7 +153,7 @@ mod tests {
     fn zero_bytes_turns_the_cache_off() {
         let recent = RecentTasks::new(0);
         recent.remember(&task(7, None, 0));
-        assert!(!recent.is_on());
-        assert_eq!(recent.get(7, None), None);
+        assert!(recent.cache.is_none());
+        assert_eq!(recent.lookup(7, None), None);
     }
 }

@@ -15,7 +15,7 @@ use todo_events::Payload;
 use crate::domain::{now, Task, TaskDescription, TaskId, TaskStatus, TaskTitle};
 use crate::error::{ApiError, Result};
 use crate::outbox::{payloads, EventWriter, Origin, OutboxRow};
-use crate::service::recent_tasks::{Lookup, RecentTasks};
+use crate::service::recent_tasks::RecentTasks;
 use crate::store::batched_reads::Reads;
 use crate::store::batched_writes::{Changes, Creates, Deletes};
 use crate::store::batcher::Batcher;
@@ -236,20 +236,15 @@ impl Tasks {
         origin: Origin,
         next: impl Fn(&Task) -> Next,
     ) -> Result<Task> {
-        let mut remembered = self.recent.is_on();
+        let mut first = true;
         for _ in 0..MAX_ATTEMPTS {
-            let cached = remembered.then(|| self.recent.get(id, user)).flatten();
-            if remembered {
-                (if cached.is_some() {
-                    Lookup::Hit
-                } else {
-                    Lookup::Miss
-                })
-                .count();
-            }
-            let from_recent = cached.is_some();
-            remembered = false;
-            let before = match cached {
+            let remembered = if std::mem::take(&mut first) {
+                self.recent.lookup(id, user)
+            } else {
+                None
+            };
+            let from_recent = remembered.is_some();
+            let before = match remembered {
                 Some(task) => task,
                 None => self.read(id, user).await?,
             };
@@ -278,10 +273,7 @@ impl Tasks {
                     self.events.wake();
                     return Ok(task);
                 }
-                None if from_recent => {
-                    Lookup::Stale.count();
-                    self.recent.forget(id);
-                }
+                None if from_recent => self.recent.found_stale(id),
                 None => {}
             }
         }
