@@ -74,7 +74,7 @@ pub fn install() -> PrometheusHandle {
     );
     describe_counter!(
         TASK_CACHE_LOOKUPS_TOTAL,
-        "Changes that looked their task up among the tasks this instance wrote last, by result: hit (no read first), miss, stale (written again after a read)"
+        "Changes that looked their task up among the tasks this instance wrote last, by result: hit (no read first), miss (read first), stale (the write did not apply; read again)"
     );
     todo_runtime::http::describe_metrics();
     handle

@@ -41,11 +41,9 @@ impl Drop for Stopped {
     }
 }
 
-fn metric(text: &str, line_start: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
+/// One series of a `/metrics` text, 0 until it is exported.
+fn metric(text: &str, series: &str) -> f64 {
+    todo_testkit::metric_value(text, series).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

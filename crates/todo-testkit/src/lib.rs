@@ -171,6 +171,19 @@ pub async fn redis(stack: &Stack) -> anyhow::Result<redis::aio::MultiplexedConne
     Ok(client.get_multiplexed_async_connection().await?)
 }
 
+/// The value of one series in a Prometheus text exposition (a service's
+/// `/metrics`): `series` is the name with its labels exactly as exported,
+/// e.g. `task_write_batch_size_count{op="create"}`.
+pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// Polls `check` every 50 ms until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
 where

@@ -13,6 +13,7 @@
 //! soon after they were written stay longest.
 
 use std::mem::size_of;
+use std::sync::Arc;
 
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
@@ -38,7 +39,7 @@ const TYPICAL_TASK_BYTES: u64 = 256;
 /// Tasks by id, up to a number of bytes; `None` when the cache is off.
 #[derive(Clone)]
 pub struct RecentTasks {
-    cache: Option<std::sync::Arc<Cache<i64, Task, TaskBytes>>>,
+    cache: Option<Arc<Cache<i64, Task, TaskBytes>>>,
 }
 
 impl RecentTasks {
@@ -46,7 +47,7 @@ impl RecentTasks {
     pub fn new(bytes: u64) -> Self {
         let cache = (bytes > 0).then(|| {
             let items = (bytes / TYPICAL_TASK_BYTES).max(1) as usize;
-            std::sync::Arc::new(Cache::with_weighter(items, bytes, TaskBytes))
+            Arc::new(Cache::with_weighter(items, bytes, TaskBytes))
         });
         Self { cache }
     }
@@ -56,18 +57,13 @@ impl RecentTasks {
     /// not see is a miss, so that its 404 comes from the database, as for
     /// any other read.
     pub fn lookup(&self, id: i64, user: Option<&str>) -> Option<Task> {
-        self.cache.as_ref()?;
-        let task = self.get(id, user);
+        let task = self
+            .cache
+            .as_ref()?
+            .get(&id)
+            .filter(|t| user.is_none_or(|u| t.user_id.as_deref() == Some(u)));
         crate::metrics::task_cache_lookup(if task.is_some() { "hit" } else { "miss" });
         task
-    }
-
-    fn get(&self, id: i64, user: Option<&str>) -> Option<Task> {
-        let task = self.cache.as_ref()?.get(&id)?;
-        match user {
-            Some(user) if task.user_id.as_deref() != Some(user) => None,
-            _ => Some(task),
-        }
     }
 
     /// Remembers `task` as written.
@@ -108,18 +104,18 @@ mod tests {
         let recent = RecentTasks::new(1 << 20);
         let t = task(7, None, 0);
         recent.remember(&t);
-        assert_eq!(recent.get(7, None), Some(t));
+        assert_eq!(recent.lookup(7, None), Some(t));
         recent.forget(7);
-        assert_eq!(recent.get(7, None), None);
+        assert_eq!(recent.lookup(7, None), None);
     }
 
     #[test]
     fn a_task_of_another_user_is_a_miss() {
         let recent = RecentTasks::new(1 << 20);
         recent.remember(&task(7, Some("alice"), 0));
-        assert_eq!(recent.get(7, Some("bob")), None);
-        assert!(recent.get(7, Some("alice")).is_some());
-        assert!(recent.get(7, None).is_some(), "no auth sees every task");
+        assert_eq!(recent.lookup(7, Some("bob")), None);
+        assert!(recent.lookup(7, Some("alice")).is_some());
+        assert!(recent.lookup(7, None).is_some(), "no auth sees every task");
     }
 
     #[test]
@@ -129,7 +125,7 @@ mod tests {
         recent.remember(&t);
         t.version = 2;
         recent.remember(&t);
-        assert_eq!(recent.get(7, None).unwrap().version, 2);
+        assert_eq!(recent.lookup(7, None).unwrap().version, 2);
     }
 
     #[test]

@@ -236,15 +236,10 @@ impl Tasks {
         origin: Origin,
         next: impl Fn(&Task) -> Next,
     ) -> Result<Task> {
-        let mut first = true;
+        let mut remembered = self.recent.lookup(id, user);
         for _ in 0..MAX_ATTEMPTS {
-            let remembered = if std::mem::take(&mut first) {
-                self.recent.lookup(id, user)
-            } else {
-                None
-            };
             let from_recent = remembered.is_some();
-            let before = match remembered {
+            let before = match remembered.take() {
                 Some(task) => task,
                 None => self.read(id, user).await?,
             };

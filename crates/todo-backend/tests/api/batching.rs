@@ -71,10 +71,7 @@ async fn concurrent_creates_each_get_their_task_and_exactly_one_event() {
     assert_eq!(app.outbox_count().await, 200);
     let metrics = app.get("/metrics").await.text().await.unwrap();
     let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /metrics"))
+        todo_testkit::metric_value(&metrics, name).unwrap_or_else(|| panic!("{name} in /metrics"))
     };
     assert!(
         value("task_write_batch_size_sum{op=\"create\"}")
