@@ -133,6 +133,19 @@ pub struct RelayArgs {
         default_value_t = 2
     )]
     pub pipeline_depth: usize,
+    /// Kafka producers the relay spreads the topics over (`EVENT_TRANSPORT=kafka`).
+    /// A topic's records all go through one producer, so their order per
+    /// partition is kept. librdkafka sends one partition per produce request
+    /// and the broker answers one connection's requests one at a time: with
+    /// one producer, a batch over many partitions is acknowledged only after
+    /// all of them in turn. Four: one per event topic.
+    #[arg(
+        long = "relay-kafka-producers",
+        env = "RELAY_KAFKA_PRODUCERS",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u16).range(1..=64)
+    )]
+    pub kafka_producers: u16,
     /// Poll interval when no wake-up arrives (the fallback to LISTEN/NOTIFY).
     #[arg(
         long = "relay-poll-interval-ms",

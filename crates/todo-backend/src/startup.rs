@@ -76,10 +76,12 @@ impl Application {
             let (settings, wake) = (config.relay.settings(), events.wake_signal());
             let relay: RunRelay = match config.event_transport {
                 Transport::Kafka => {
-                    let producer =
-                        todo_kafka::producer(&config.kafka.producer_config(&config.producer)?)
-                            .context("creating the Kafka producer")?;
-                    Relay::new(pool.clone(), KafkaPublisher(producer), settings, wake).boxed()
+                    let producer_config = config.kafka.producer_config(&config.producer)?;
+                    let producers = (0..config.relay.kafka_producers)
+                        .map(|_| todo_kafka::producer(&producer_config))
+                        .collect::<Result<Vec<_>, _>>()
+                        .context("creating the Kafka producers")?;
+                    Relay::new(pool.clone(), KafkaPublisher::new(producers), settings, wake).boxed()
                 }
                 Transport::Dapr => {
                     let sidecar = config.dapr.sidecar();
