@@ -76,11 +76,11 @@ impl Application {
             let (settings, wake) = (config.relay.settings(), events.wake_signal());
             let relay: RunRelay = match config.event_transport {
                 Transport::Kafka => {
-                    let producer_config = config.kafka.producer_config(&config.producer)?;
-                    let producers = (0..config.relay.kafka_producers)
-                        .map(|_| todo_kafka::producer(&producer_config))
-                        .collect::<Result<Vec<_>, _>>()
-                        .context("creating the Kafka producers")?;
+                    let producers = todo_kafka::producers(
+                        &config.kafka.producer_config(&config.producer)?,
+                        config.relay.kafka_producers.into(),
+                    )
+                    .context("creating the Kafka producers")?;
                     Relay::new(pool.clone(), KafkaPublisher::new(producers), settings, wake).boxed()
                 }
                 Transport::Dapr => {

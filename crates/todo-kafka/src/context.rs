@@ -151,6 +151,18 @@ pub fn producer(config: &ClientConfig) -> Result<Producer, KafkaError> {
     config.create_with_context(KafkaContext::default())
 }
 
+/// `n` producers from `config`, for the same brokers: the first logs what
+/// it meets, the others only record it, so an outage is logged once rather
+/// than once per producer.
+pub fn producers(config: &ClientConfig, n: usize) -> Result<Vec<Producer>, KafkaError> {
+    (0..n)
+        .map(|i| match i {
+            0 => producer(config),
+            _ => config.create_with_context(KafkaContext::quiet()),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ pub mod read;
 pub mod topics;
 
 pub use config::{ConfigError, ConsumerArgs, KafkaArgs, ProducerArgs};
-pub use context::{producer, KafkaContext, Producer};
+pub use context::{producer, producers, KafkaContext, Producer};
 pub use errors::is_retriable;
 pub use message::{headers_as_strings, send, Outgoing};
 pub use provision::{
