@@ -81,7 +81,8 @@ impl Application {
                         config.relay.kafka_producers.into(),
                     )
                     .context("creating the Kafka producers")?;
-                    Relay::new(pool.clone(), KafkaPublisher::new(producers), settings, wake).boxed()
+                    let publisher = KafkaPublisher::new(producers, &topics.task_topics());
+                    Relay::new(pool.clone(), publisher, settings, wake).boxed()
                 }
                 Transport::Dapr => {
                     let sidecar = config.dapr.sidecar();

@@ -2,7 +2,7 @@
 //! that the topics are spread over (`RELAY_KAFKA_PRODUCERS`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -21,18 +21,23 @@ use super::{Acks, OutboxRecord, Publish};
 #[derive(Clone)]
 pub struct KafkaPublisher {
     producers: Arc<[Producer]>,
-    topics: Arc<Mutex<TopicRoutes>>,
+    routes: Arc<TopicRoutes>,
 }
 
 impl KafkaPublisher {
-    /// A publisher over `producers` (at least one).
-    pub fn new(producers: Vec<Producer>) -> Self {
+    /// A publisher over `producers` (at least one), with `topics` (the
+    /// event topics) taking them in turn.
+    pub fn new(producers: Vec<Producer>, topics: &[String]) -> Self {
         assert!(!producers.is_empty(), "a Kafka publisher needs a producer");
-        let routes = TopicRoutes::new(producers.len());
+        let routes = TopicRoutes::new(topics, producers.len());
         Self {
             producers: producers.into(),
-            topics: Arc::new(Mutex::new(routes)),
+            routes: Arc::new(routes),
         }
+    }
+
+    fn producer_of(&self, topic: &str) -> &Producer {
+        &self.producers[self.routes.producer_of(topic)]
     }
 }
 
@@ -42,13 +47,7 @@ impl Publish for KafkaPublisher {
     }
 
     async fn send(&self, rows: Vec<OutboxRecord>) -> Acks {
-        let producers: Vec<&Producer> = {
-            let mut routes = self.topics.lock().expect("topic routes lock");
-            rows.iter()
-                .map(|r| &self.producers[routes.producer_of(&r.topic)])
-                .collect()
-        };
-        send_kafka(&producers, rows).await
+        send_kafka(self, rows).await
     }
 
     /// Flushes the producers at once, each bounded by the same 5 s.
@@ -67,37 +66,34 @@ impl Publish for KafkaPublisher {
     }
 }
 
-/// Which producer each topic goes through: topics take the producers in
-/// turn, in the order they are first seen, and keep theirs.
-struct TopicRoutes {
-    producers: usize,
-    topics: HashMap<String, usize>,
-}
+/// Which producer each topic goes through, fixed at start: the event topics
+/// take the producers in turn; any other topic (a row written under an
+/// earlier prefix) goes through the first. Either way a topic always goes
+/// through the same producer.
+struct TopicRoutes(HashMap<String, usize>);
 
 impl TopicRoutes {
-    fn new(producers: usize) -> Self {
-        Self {
-            producers,
-            topics: HashMap::new(),
-        }
+    fn new(topics: &[String], producers: usize) -> Self {
+        Self(
+            topics
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.clone(), i % producers))
+                .collect(),
+        )
     }
 
-    fn producer_of(&mut self, topic: &str) -> usize {
-        if let Some(&i) = self.topics.get(topic) {
-            return i;
-        }
-        let i = self.topics.len() % self.producers;
-        self.topics.insert(topic.to_owned(), i);
-        i
+    fn producer_of(&self, topic: &str) -> usize {
+        self.0.get(topic).copied().unwrap_or(0)
     }
 }
 
-/// Queues every row on its producer (`producers[i]` for `rows[i]`, in order:
-/// the idempotent producer keeps it per partition), then collects the
-/// delivery reports.
-async fn send_kafka(producers: &[&Producer], rows: Vec<OutboxRecord>) -> Acks {
+/// Queues every row on its topic's producer (in order: the idempotent
+/// producer keeps it per partition), then collects the delivery reports.
+async fn send_kafka(publisher: &KafkaPublisher, rows: Vec<OutboxRecord>) -> Acks {
     let mut deliveries = Vec::with_capacity(rows.len());
-    for (row, producer) in rows.iter().zip(producers) {
+    for row in &rows {
+        let producer = publisher.producer_of(&row.topic);
         let headers = row.headers.iter().fold(
             OwnedHeaders::new_with_capacity(row.headers.len()),
             |h, (k, v)| {
@@ -145,21 +141,30 @@ async fn send_kafka(producers: &[&Producer], rows: Vec<OutboxRecord>) -> Acks {
 mod tests {
     use super::TopicRoutes;
 
+    fn topics(names: &[&str]) -> Vec<String> {
+        names.iter().map(|t| t.to_string()).collect()
+    }
+
     #[test]
-    fn topics_take_the_producers_in_turn_and_keep_theirs() {
-        let mut r = TopicRoutes::new(3);
-        let first: Vec<usize> = ["created", "updated", "deleted", "completed"]
+    fn the_event_topics_take_the_producers_in_turn() {
+        let r = TopicRoutes::new(&topics(&["created", "updated", "deleted", "completed"]), 3);
+        let routes: Vec<usize> = ["created", "updated", "deleted", "completed"]
             .iter()
             .map(|t| r.producer_of(t))
             .collect();
-        assert_eq!(first, vec![0, 1, 2, 0]);
-        assert_eq!(r.producer_of("deleted"), 2);
-        assert_eq!(r.producer_of("created"), 0);
+        assert_eq!(routes, vec![0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn any_other_topic_goes_through_the_first_producer() {
+        let r = TopicRoutes::new(&topics(&["created", "updated"]), 2);
+        assert_eq!(r.producer_of("updated"), 1);
+        assert_eq!(r.producer_of("old.prefix.updated"), 0);
     }
 
     #[test]
     fn one_producer_takes_every_topic() {
-        let mut r = TopicRoutes::new(1);
-        assert!(["a", "b", "c"].iter().all(|t| r.producer_of(t) == 0));
+        let r = TopicRoutes::new(&topics(&["a", "b", "c"]), 1);
+        assert!(["a", "b", "c", "d"].iter().all(|t| r.producer_of(t) == 0));
     }
 }
